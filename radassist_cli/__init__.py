@@ -1,0 +1,1 @@
+"""The `radassist` command line: one entry point, one subcommand per verb."""

@@ -1,0 +1,32 @@
+"""Shared fixtures: where the real data lives, and skips that say why."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "dev"
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("RADASSIST_DATA", DEFAULT_DATA)).resolve()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared data folder (`RADASSIST_DATA`, default ../shared/data/dev)."""
+    root = data_root()
+    if not (root / "medpix").is_dir():
+        pytest.skip(f"shared data not found at {root} (set RADASSIST_DATA to the dev folder)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def dicom_dir(data_dir: Path) -> Path:
+    path = data_dir / "dicom"
+    if not path.is_dir():
+        pytest.skip(f"DICOM corpus not found at {path}")
+    return path
