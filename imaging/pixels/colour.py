@@ -1,0 +1,35 @@
+"""Colour images to RGB: palette colour through its lookup tables, YBR through pydicom.
+
+Most YBR data is already RGB after decoding (the JPEG decoders and pydicom's `as_rgb`
+convert it); this catches the rest so every colour stack is RGB.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, convert_color_space
+
+from pacs_bridge.errors import PixelDataError
+
+from .decode import BAD_HEADER
+
+_YBR = ("YBR_FULL", "YBR_FULL_422")
+
+
+def palette_to_rgb(stored: np.ndarray, ds: Dataset, source: str) -> np.ndarray:
+    """(frames, rows, cols) indices -> (frames, rows, cols, 3) float32 (LUT units, 8 or 16 bit)."""
+    try:
+        rgb = apply_color_lut(stored, ds)
+    except Exception as exc:  # missing/ill-formed LUT descriptors
+        raise PixelDataError(
+            source, f"palette colour lookup tables are unusable: {exc}", reason=BAD_HEADER
+        ) from exc
+    return np.asarray(rgb[..., :3], dtype=np.float32)
+
+
+def ybr_to_rgb(stored: np.ndarray, photometric: str) -> np.ndarray:
+    """Convert remaining 8-bit YBR_FULL* data; other depths are returned unchanged."""
+    if photometric in _YBR and stored.dtype == np.uint8:
+        return convert_color_space(stored, photometric, "RGB")
+    return stored

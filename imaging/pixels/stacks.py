@@ -1,0 +1,393 @@
+"""A series becomes geometrically consistent stacks (volumes), with what is odd about them.
+
+Slices are ordered along the slice normal (row cosines × column cosines, dotted with
+ImagePositionPatient; per-frame PlanePositionSequence in enhanced objects), never by
+instance number or file name. Whatever would make a single array a lie — mixed
+orientations or sizes, repeated positions — splits the series into several stacks;
+whatever only makes it imperfect — uneven spacing, gaps, gantry tilt, too few slices — is
+reported as a warning with a stable code prefix:
+
+    skipped_instance, mixed_orientation, mixed_size, mixed_pixel_spacing,
+    duplicate_positions, not_a_volume, uneven_spacing, missing_slices, gantry_tilt,
+    too_few_slices, missing_pixel_spacing
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from imaging.types import ImageStack, Window
+from pacs_bridge.errors import PixelDataError, RadAssistError
+
+from .frames import Frames, decode_frames
+from .luts import functional_item
+from .windows import window_presets
+
+ORIENTATION_TOLERANCE = 5e-3  # max abs difference of direction cosines within one stack
+SAME_POSITION_MM = 0.01  # slices closer than this along the normal share a position
+UNEVEN_RELATIVE = 0.05  # a step may differ from the median step by 5 % + 0.01 mm
+GANTRY_TILT_DEGREES = 1.0  # angle between slice normal and the direction slices advance
+MIN_VOLUME_SLICES = 4  # dicom2nifti's rule: fewer slices are a localizer, not a volume
+
+
+@dataclass
+class _Slice:
+    instance: int  # index of the decoded instance
+    frame: int  # 0-based within the instance
+    sop_uid: str
+    orientation: np.ndarray | None
+    position: np.ndarray | None
+    pixel_spacing: tuple[float, float] | None
+    shape: tuple[int, ...]
+    photometric: str
+    distance: float = math.nan  # along the slice normal
+
+
+@dataclass
+class _Group:
+    slices: list[_Slice] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _floats(value: object, n: int) -> np.ndarray | None:
+    try:
+        arr = np.asarray([float(v) for v in value], dtype=np.float64)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.shape == (n,) and np.all(np.isfinite(arr)) else None
+
+
+def _spacing_pair(ds: Dataset | None) -> tuple[float, float] | None:
+    if ds is None:
+        return None
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        pair = _floats(ds.get(keyword), 2) if keyword in ds else None
+        if pair is not None and np.all(pair > 0):
+            return float(pair[0]), float(pair[1])
+    return None
+
+
+def _unit_orientation(iop: np.ndarray | None) -> np.ndarray | None:
+    if iop is None:
+        return None
+    row, col = iop[:3], iop[3:]
+    nr, nc = np.linalg.norm(row), np.linalg.norm(col)
+    if nr < 1e-6 or nc < 1e-6 or np.linalg.norm(np.cross(row, col)) < 1e-6 * nr * nc:
+        return None
+    return np.concatenate([row / nr, col / nc])
+
+
+def frame_geometry(
+    ds: Dataset, n_frames: int
+) -> list[tuple[np.ndarray | None, np.ndarray | None, tuple[float, float] | None]]:
+    """(orientation, position, pixel spacing) per frame, from per-frame groups or the top level."""
+    top_iop = _unit_orientation(_floats(ds.get("ImageOrientationPatient"), 6))
+    top_ipp = _floats(ds.get("ImagePositionPatient"), 3)
+    top_spacing = _spacing_pair(ds)
+    enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+    out = []
+    if enhanced:
+        for i in range(n_frames):
+            orient = functional_item(ds, i, "PlaneOrientationSequence")
+            pos = functional_item(ds, i, "PlanePositionSequence")
+            measures = functional_item(ds, i, "PixelMeasuresSequence")
+            iop = _unit_orientation(
+                _floats(orient.get("ImageOrientationPatient"), 6) if orient is not None else None
+            )
+            ipp = _floats(pos.get("ImagePositionPatient"), 3) if pos is not None else None
+            out.append(
+                (
+                    iop if iop is not None else top_iop,
+                    ipp if ipp is not None else (top_ipp if n_frames == 1 else None),
+                    _spacing_pair(measures) or top_spacing,
+                )
+            )
+        return out
+    offsets = _floats(ds.get("GridFrameOffsetVector"), n_frames) if n_frames > 1 else None
+    for i in range(n_frames):
+        if n_frames == 1:
+            ipp = top_ipp
+        elif offsets is not None and top_ipp is not None and top_iop is not None:
+            normal = np.cross(top_iop[:3], top_iop[3:])  # RT dose: frames offset along normal
+            ipp = top_ipp + offsets[i] * normal
+        else:
+            ipp = None  # classic multi-frame (cine): frames are time points, not positions
+        out.append((top_iop, ipp, top_spacing))
+    return out
+
+
+def _same_orientation(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return float(np.max(np.abs(a - b))) <= ORIENTATION_TOLERANCE
+
+
+def _fmt(values: Iterable[float]) -> str:
+    return "(" + ", ".join(f"{v:.3g}" for v in values) + ")"
+
+
+def _split_by_orientation_and_size(slices: list[_Slice]) -> list[_Group]:
+    groups: list[_Group] = []
+    for s in slices:
+        for g in groups:
+            first = g.slices[0]
+            if (
+                first.shape == s.shape
+                and first.photometric == s.photometric
+                and _same_orientation(first.orientation, s.orientation)
+                and (first.position is None) == (s.position is None)
+                and _close_spacing(first.pixel_spacing, s.pixel_spacing)
+            ):
+                g.slices.append(s)
+                break
+        else:
+            groups.append(_Group([s]))
+    if len(groups) > 1:
+        firsts = [g.slices[0] for g in groups]
+        notes = []
+        orients = _distinct([f.orientation for f in firsts], _same_orientation)
+        if orients > 1:
+            notes.append(
+                f"mixed_orientation: the series has {orients} slice orientations; "
+                f"split into {len(groups)} stacks"
+            )
+        sizes = len({(f.shape, f.photometric) for f in firsts})
+        if sizes > 1:
+            shapes = sorted({"x".join(map(str, f.shape)) for f in firsts})
+            notes.append(
+                f"mixed_size: the series has images of {sizes} sizes ({', '.join(shapes)}); "
+                f"split into {len(groups)} stacks"
+            )
+        spacings = _distinct([f.pixel_spacing for f in firsts], _close_spacing)
+        if spacings > 1:
+            notes.append(
+                f"mixed_pixel_spacing: the series has {spacings} pixel spacings; "
+                f"split into {len(groups)} stacks"
+            )
+        if not notes:
+            notes.append(
+                f"mixed_geometry: some slices have a position and some do not; "
+                f"split into {len(groups)} stacks"
+            )
+        for g in groups:
+            g.warnings.extend(notes)
+    return groups
+
+
+def _distinct(items: list, same) -> int:
+    reps: list = []
+    for item in items:
+        if not any(same(item, r) for r in reps):
+            reps.append(item)
+    return len(reps)
+
+
+def _close_spacing(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(a[0] - b[0]) <= 1e-3 * max(a[0], 1.0) and abs(a[1] - b[1]) <= 1e-3 * max(a[1], 1.0)
+
+
+def _order_and_measure(group: _Group) -> list[tuple[list[_Slice], float, list[str]]]:
+    """Sort along the normal; split repeated positions; measure spacing and oddities."""
+    slices = group.slices
+    first = slices[0]
+    if first.position is None or first.orientation is None or len(slices) == 1:
+        thickness = math.nan
+        return [(slices, thickness, list(group.warnings))]
+    normal = np.cross(first.orientation[:3], first.orientation[3:])
+    normal /= np.linalg.norm(normal)
+    for s in slices:
+        s.distance = float(np.dot(normal, s.position))
+    ordered = sorted(slices, key=lambda s: s.distance)  # stable: keeps instance/frame order
+    distances = np.array([s.distance for s in ordered])
+    n = len(ordered)
+    if distances[-1] - distances[0] < SAME_POSITION_MM:
+        return [
+            (
+                ordered,
+                math.nan,
+                [
+                    *group.warnings,
+                    f"not_a_volume: all {n} slices share one position "
+                    f"{_fmt(first.position)}; they are repeats (time points, echoes), not a volume",
+                ],
+            )
+        ]
+    # bucket repeated positions
+    buckets: list[list[_Slice]] = [[ordered[0]]]
+    for s in ordered[1:]:
+        if s.distance - buckets[-1][0].distance < SAME_POSITION_MM:
+            buckets[-1].append(s)
+        else:
+            buckets.append([s])
+    results = []
+    counts = {len(b) for b in buckets}
+    warnings = list(group.warnings)
+    if counts != {1}:
+        repeated = sum(len(b) - 1 for b in buckets)
+        if len(counts) == 1:
+            k = counts.pop()
+            warnings.append(
+                f"duplicate_positions: each of {len(buckets)} positions occurs {k} times "
+                f"(echoes or time points?); split into {k} stacks"
+            )
+            subsets = [[b[j] for b in buckets] for j in range(k)]
+        else:
+            warnings.append(
+                f"duplicate_positions: {repeated} slices repeat a position already used; "
+                "kept in one stack in acquisition order"
+            )
+            subsets = [ordered]
+    else:
+        subsets = [ordered]
+    unique = np.array([b[0].distance for b in buckets])
+    steps = np.diff(unique)
+    median = float(np.median(steps))
+    own = []
+    if steps.size > 1 and np.any(np.abs(steps - median) > UNEVEN_RELATIVE * median + 0.01):
+        own.append(
+            f"uneven_spacing: slice steps range {steps.min():.3g}-{steps.max():.3g} mm "
+            f"(median {median:.3g} mm); the volume's spacing is the median"
+        )
+        ratios = steps / median
+        gaps = [(i, r) for i, r in enumerate(ratios) if r > 1.5 and abs(r - round(r)) < 0.15]
+        if gaps:
+            missing = sum(int(round(r)) - 1 for _, r in gaps)
+            where = ", ".join(f"after {unique[i]:.4g} mm" for i, _ in gaps[:3])
+            own.append(
+                f"missing_slices: about {missing} slice(s) missing ({where} along the normal)"
+            )
+    direction = ordered[-1].position - ordered[0].position
+    norm = float(np.linalg.norm(direction))
+    if norm > 0:
+        cos = min(1.0, abs(float(np.dot(direction / norm, normal))))
+        angle = math.degrees(math.acos(cos))
+        if angle > GANTRY_TILT_DEGREES:
+            own.append(
+                f"gantry_tilt: slices advance {angle:.1f}° away from the slice normal "
+                "(tilted gantry or sheared volume); spacing is measured along the normal"
+            )
+    if 1 < len(buckets) < MIN_VOLUME_SLICES:
+        own.append(
+            f"too_few_slices: only {len(buckets)} slice positions; a volume needs at least "
+            f"{MIN_VOLUME_SLICES} (a localizer or an incomplete series?)"
+        )
+    for subset in subsets:
+        results.append((subset, median, [*warnings, *own]))
+    return results
+
+
+def _instances(series: object) -> list[object]:
+    instances = getattr(series, "instances", series)
+    out = []
+    for inst in instances:
+        kind = getattr(inst, "kind", None)
+        if kind is not None and str(getattr(kind, "value", kind)) != "image":
+            continue
+        out.append(inst)
+    return out
+
+
+def series_stacks(series: object) -> tuple[ImageStack, ...]:
+    """Every geometrically consistent stack of a series' image instances, in physical units.
+
+    A bad instance is skipped with a `skipped_instance` warning on every stack; if no image
+    of the series can be decoded, the first instance's `PixelDataError` is raised.
+    """
+    instances = _instances(series)
+    series_uid = str(getattr(series, "series_instance_uid", "") or "")
+    modality = str(getattr(series, "modality", "") or "")
+    decoded: list[tuple[object, Frames]] = []
+    skipped: list[str] = []
+    first_error: RadAssistError | None = None
+    for inst in instances:
+        try:
+            decoded.append((inst, decode_frames(inst)))
+        except RadAssistError as exc:
+            first_error = first_error or exc
+            skipped.append(f"skipped_instance: {exc}")
+    if not decoded:
+        if first_error is not None:
+            raise first_error
+        return ()
+    first_ds = decoded[0][0].dataset if hasattr(decoded[0][0], "dataset") else decoded[0][0]
+    series_uid = series_uid or str(first_ds.get("SeriesInstanceUID", ""))
+    modality = modality or str(first_ds.get("Modality", ""))
+
+    notes = [n for _, frames in decoded for n in frames.notes]
+    skipped.extend(dict.fromkeys(notes))
+    slices: list[_Slice] = []
+    for idx, (inst, frames) in enumerate(decoded):
+        ds = getattr(inst, "dataset", inst)
+        n = frames.array.shape[0]
+        sop = str(getattr(inst, "sop_instance_uid", "") or ds.get("SOPInstanceUID", ""))
+        geometry = frame_geometry(ds, n)
+        shape = tuple(frames.array.shape[1:])
+        for f, (iop, ipp, spacing) in enumerate(geometry):
+            slices.append(_Slice(idx, f, sop, iop, ipp, spacing, shape, frames.photometric))
+
+    stacks = []
+    for group in _split_by_orientation_and_size(slices):
+        for ordered, slice_spacing, warnings in _order_and_measure(group):
+            stacks.append(
+                _build(series_uid, modality, decoded, ordered, slice_spacing, [*skipped, *warnings])
+            )
+    return tuple(stacks)
+
+
+def _build(
+    series_uid: str,
+    modality: str,
+    decoded: list[tuple[object, Frames]],
+    ordered: list[_Slice],
+    slice_spacing: float,
+    warnings: list[str],
+) -> ImageStack:
+    first = ordered[0]
+    source_frames = decoded[first.instance][1]
+    whole = source_frames.array
+    if (
+        len(ordered) == whole.shape[0]
+        and all(s.instance == first.instance for s in ordered)
+        and all(s.frame == i for i, s in enumerate(ordered))
+    ):
+        array = whole  # one instance in its own order: no copy
+    else:
+        array = np.empty((len(ordered), *first.shape), dtype=np.float32)
+        for i, s in enumerate(ordered):
+            array[i] = decoded[s.instance][1].array[s.frame]
+    if first.pixel_spacing is None:
+        row_col = (1.0, 1.0)
+        warnings.append(
+            "missing_pixel_spacing: no PixelSpacing or ImagerPixelSpacing; assuming 1.0 mm"
+        )
+    else:
+        row_col = first.pixel_spacing
+    ds = getattr(decoded[first.instance][0], "dataset", decoded[first.instance][0])
+    header: tuple[Window, ...] = source_frames.windows
+    # colour stacks have no window: they are shown as they are
+    windows = () if first.photometric == "RGB" else window_presets(modality, header, array)
+    return ImageStack(
+        series_instance_uid=series_uid,
+        modality=modality or str(ds.get("Modality", "")),
+        photometric=first.photometric,
+        array=array,
+        spacing=(float(slice_spacing), float(row_col[0]), float(row_col[1])),
+        orientation=tuple(float(v) for v in first.orientation)
+        if first.orientation is not None
+        else None,
+        origin=tuple(float(v) for v in first.position) if first.position is not None else None,
+        windows=windows,
+        sop_instance_uids=tuple(s.sop_uid for s in ordered),
+        frame_numbers=tuple(s.frame + 1 for s in ordered),
+        warnings=tuple(dict.fromkeys(warnings)),
+    )
+
+
+__all__ = ["series_stacks", "frame_geometry", "PixelDataError"]
