@@ -31,6 +31,7 @@ from pydicom.uid import (
 )
 
 from pacs_bridge.archive import ArchiveLimits, ZipMember, is_zip, iter_zip
+from pacs_bridge.deid import Deidentifier, has_burned_in_annotation
 from pacs_bridge.errors import (
     CorruptFileError,
     IngestError,
@@ -417,7 +418,9 @@ def group(
 class _Run:
     """State of one ingest call: the queue of files, what was seen, and what came out."""
 
-    def __init__(self, deidentify: bool, limits: ArchiveLimits, image_modality: str) -> None:
+    def __init__(
+        self, deidentify: bool | Deidentifier, limits: ArchiveLimits, image_modality: str
+    ) -> None:
         self.instances: list[Instance] = []
         self.rejections: list[Rejection] = []
         self.warnings: list[IngestWarning] = []
@@ -425,10 +428,10 @@ class _Run:
         self.image_modality = image_modality
         self.queue: deque[Path] = deque()
         self.seen: set[Path] = set()
-        self.deidentifier = None
-        if deidentify:
-            from pacs_bridge.deid import Deidentifier
-
+        self.deidentifier: Deidentifier | None = None
+        if isinstance(deidentify, Deidentifier):
+            self.deidentifier = deidentify
+        elif deidentify:
             self.deidentifier = Deidentifier()
 
     # -- bookkeeping
@@ -450,7 +453,17 @@ class _Run:
         self.instances.append(inst)
 
     def _deidentified(self, inst: Instance) -> Instance:
+        """The same instance built from its de-identified dataset (description re-derived)."""
         ds = self.deidentifier.apply(inst.dataset)
+        found = list(inst.warnings)
+        if has_burned_in_annotation(ds):
+            found.append(
+                IngestWarning(
+                    "burned_in_annotation",
+                    "pixels may show identifying text; de-identification does not clean pixels",
+                    inst.source,
+                )
+            )
         return Instance(
             source=inst.source,
             sop_instance_uid=str(ds.SOPInstanceUID),
@@ -459,10 +472,10 @@ class _Run:
             modality=inst.modality,
             instance_number=inst.instance_number,
             dataset=ds,
-            description=inst.description
-            if inst.kind is not InstanceKind.SR
+            description=""
+            if inst.kind is InstanceKind.IMAGE
             else describe(ds, inst.kind, inst.sop_class_uid),
-            warnings=inst.warnings,
+            warnings=tuple(found),
         )
 
     # -- sources
@@ -630,7 +643,7 @@ def _progress(enabled: bool, total: int):
 def ingest(
     paths: Iterable[str | Path],
     *,
-    deidentify: bool = False,
+    deidentify: bool | Deidentifier = False,
     progress: bool = False,
     limits: ArchiveLimits | None = None,
     image_modality: str = "OT",
@@ -639,7 +652,8 @@ def ingest(
     """Read files, folders (recursive), zips, DICOMDIRs and PNG/JPEG into studies.
 
     Never raises for a bad source: each becomes a `Rejection`. `deidentify` applies the
-    PS3.15 Basic Profile (one consistent UID remap for the whole call). `progress` shows a
+    PS3.15 Basic Profile with one consistent UID remap for the whole call (pass a
+    `Deidentifier` to share one remap across calls or to fix its salt). `progress` shows a
     tqdm bar on stderr when there are more than 50 files. `limits` bounds zip archives;
     `image_modality` is the Modality given to wrapped PNG/JPEG; `keep_duplicates` keeps
     every copy of a repeated SOP Instance UID (see `group`).
@@ -671,7 +685,7 @@ def ingest_bytes(
     name: str,
     data: bytes,
     *,
-    deidentify: bool = False,
+    deidentify: bool | Deidentifier = False,
     limits: ArchiveLimits | None = None,
     image_modality: str = "OT",
 ) -> IngestResult:

@@ -92,6 +92,8 @@ def _walk(items, depth: int, lines: list[str]) -> None:
         lines.append(_INDENT * depth + "… (nesting too deep, not shown)")
         return
     for item in items or ():
+        if len(item) == 0:  # e.g. content replaced by de-identification
+            continue
         try:
             concept = _meaning(item, "ConceptNameCodeSequence")
             value = _value(item)
