@@ -1,0 +1,402 @@
+"""The corpus checker behind `radassist ingest-check`: does every file load or fail clearly?
+
+Each file goes through the real pipeline — `pacs_bridge.ingest` then
+`imaging.pixels.decode_frames` for every object with pixel data — and ends in exactly one
+state: decoded, rejected (a typed error with a reason code), or crashed (any other
+exception, which is a bug). Files ending in `.zst` are zstandard-compressed DICOM and are
+decompressed in memory.
+
+Compressed files that have an uncompressed twin are then compared with it, in physical
+units (after the Modality LUT):
+
+- NEMA WG04: `nema-wg04/<FAMILY>/<NAME>_<FAMILY>` against `nema-wg04/REF/<NAME>_UNC`;
+- dcm_qa_ts: `dcm_qa_ts/<k>.dcm` (k = 2..9) against `dcm_qa_ts/1.dcm`.
+
+Tolerances (`LOSSY_MIN_PSNR_DB` and the JPEG-LS rule) are stated here and printed in the
+report: lossless transfer syntaxes must match exactly; JPEG-LS near-lossless within the
+NEAR parameter of its own codestream (times the rescale slope); other lossy syntaxes
+(JPEG baseline/extended, lossy JPEG 2000) must reach a PSNR of 30 dB, the peak being the
+reference's value range.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames
+
+from imaging.pixels.decode import has_pixel_data, transfer_syntax_of
+from imaging.pixels.frames import decode_frames
+from pacs_bridge.errors import RadAssistError
+
+LOSSY_MIN_PSNR_DB = 30.0
+ZSTD_MAX_BYTES = 2 * 1024**3  # a .zst that inflates beyond this is refused, not read
+LOSSLESS_SYNTAXES = {
+    "1.2.840.10008.1.2",  # implicit VR little endian
+    "1.2.840.10008.1.2.1",  # explicit VR little endian
+    "1.2.840.10008.1.2.1.99",  # deflated explicit VR little endian
+    "1.2.840.10008.1.2.2",  # explicit VR big endian
+    "1.2.840.10008.1.2.5",  # RLE lossless
+    "1.2.840.10008.1.2.4.57",  # JPEG lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless only
+    "1.2.840.10008.1.2.4.201",  # HTJ2K lossless
+    "1.2.840.10008.1.2.4.202",  # HTJ2K RPCL lossless
+}
+JPEG_LS_NEAR_LOSSLESS = "1.2.840.10008.1.2.4.81"
+TOLERANCE_TEXT = (
+    "lossless syntaxes: identical float32 values; JPEG-LS near-lossless: max |error| <= "
+    f"NEAR x |slope|; other lossy: PSNR >= {LOSSY_MIN_PSNR_DB:g} dB (peak = reference range)"
+)
+CRASH = "crash"
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What happened to one file of the corpus."""
+
+    path: str
+    status: str  # "decoded" | "rejected" | "crash"
+    reason: str = ""  # reason code of the typed error (or the exception type for a crash)
+    message: str = ""
+    objects: int = 0  # DICOM objects read from it (a zip or DICOMDIR can hold many)
+    frames: int = 0  # frames decoded
+    non_image: bool = False  # read fine, but nothing in it has pixel data
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """One compressed file compared with its uncompressed twin."""
+
+    family: str
+    compressed: str
+    reference: str
+    lossless: bool
+    max_abs_error: float
+    psnr_db: float
+    rule: str
+    passed: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    files: tuple[FileResult, ...]
+    pairs: tuple[PairResult, ...] = ()
+
+    def summary(self) -> dict:
+        status = Counter(f.status for f in self.files)
+        reasons = Counter(f.reason for f in self.files if f.status == "rejected")
+        crashes = [f for f in self.files if f.status == CRASH]
+        return {
+            "files": len(self.files),
+            "decoded": status.get("decoded", 0),
+            "rejected": status.get("rejected", 0),
+            "crashes": len(crashes),
+            "equivalence_failures": sum(not p.passed for p in self.pairs),
+            "rejected_by_reason": dict(sorted(reasons.items())),
+            "non_image": sum(f.non_image for f in self.files),
+            "frames_decoded": sum(f.frames for f in self.files),
+            "equivalence_pairs": len(self.pairs),
+            "equivalence_lossless": sum(p.lossless for p in self.pairs),
+            "equivalence_lossy": sum(not p.lossless for p in self.pairs),
+            "equivalence_tolerance": TOLERANCE_TEXT,
+            "crash_files": [f"{f.path}: {f.reason}: {f.message}" for f in crashes],
+        }
+
+
+# ---------------------------------------------------------------------------- walking
+
+
+def walk(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Every regular file under the given folders (recursive, extension or not), sorted."""
+    for arg in paths:
+        path = Path(arg)
+        if path.is_file():
+            yield path
+            continue
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if not name.startswith("."):
+                    yield Path(root) / name
+
+
+def _zstd_bytes(path: Path) -> bytes:
+    import zstandard
+
+    from pacs_bridge.errors import CorruptFileError
+
+    try:
+        with open(path, "rb") as fp:
+            reader = zstandard.ZstdDecompressor().stream_reader(fp)
+            data = reader.read(ZSTD_MAX_BYTES + 1)
+    except zstandard.ZstdError as exc:
+        raise CorruptFileError(str(path), f"not valid zstandard data ({exc})") from exc
+    if len(data) > ZSTD_MAX_BYTES:
+        raise CorruptFileError(
+            str(path), f"decompresses to more than {ZSTD_MAX_BYTES} bytes", reason="too_large"
+        )
+    return data
+
+
+def _ingest_one(path: Path):
+    from pacs_bridge.ingest import ingest, ingest_bytes
+
+    if path.suffix.lower() == ".zst":
+        return ingest_bytes(path.name[: -len(".zst")], _zstd_bytes(path))
+    return ingest([path])
+
+
+def _objects(result) -> list:
+    return [
+        inst for study in result.studies for series in study.series for inst in series.instances
+    ]
+
+
+# ---------------------------------------------------------------------------- checking one file
+
+
+def check_file(path: Path, keep: Callable[[Path], bool] = lambda p: False):
+    """(FileResult, decoded arrays or None): arrays are returned only when `keep(path)`."""
+    source = str(path)
+    try:
+        result = _ingest_one(path)
+    except RadAssistError as exc:
+        return FileResult(source, "rejected", exc.reason, exc.message), None
+    except Exception as exc:  # a crash: reported, never raised
+        return FileResult(source, CRASH, type(exc).__name__, str(exc)[:300]), None
+    objects = _objects(result)
+    internal = [r for r in result.rejections if r.reason == "internal"]
+    if internal:
+        return FileResult(source, CRASH, "ingest_internal", internal[0].message), None
+    if not objects:
+        if result.rejections:
+            first = result.rejections[0]
+            return FileResult(source, "rejected", first.reason, first.message), None
+        return FileResult(source, "rejected", "empty", "nothing readable in it"), None
+    frames = 0
+    arrays = []
+    with_pixels = [inst for inst in objects if has_pixel_data(inst.dataset)]
+    for inst in with_pixels:
+        try:
+            decoded = decode_frames(inst)
+        except RadAssistError as exc:
+            return FileResult(source, "rejected", exc.reason, exc.message, len(objects)), None
+        except Exception as exc:
+            return (
+                FileResult(source, CRASH, type(exc).__name__, str(exc)[:300], len(objects)),
+                None,
+            )
+        frames += decoded.array.shape[0]
+        if keep(path):
+            arrays.append((inst.dataset, decoded.array))
+    if result.rejections:  # e.g. members of a zip; the file itself still loaded
+        first = result.rejections[0]
+        note = f"{len(result.rejections)} part(s) rejected, first: {first.reason}"
+    else:
+        note = ""
+    return (
+        FileResult(source, "decoded", "", note, len(objects), frames, not with_pixels),
+        arrays if keep(path) else None,
+    )
+
+
+# ---------------------------------------------------------------------------- equivalence pairs
+
+_NEMA = re.compile(r"^(?P<name>.+)_(?P<family>[A-Z0-9]+)$")
+
+
+def twin_of(path: Path) -> tuple[str, Path] | None:
+    """(family, reference path) for a compressed file with a known uncompressed twin."""
+    parent = path.parent
+    if parent.parent.name == "nema-wg04" and parent.name != "REF":
+        match = _NEMA.match(path.name)
+        if match and match["family"] == parent.name:
+            return f"nema-wg04/{parent.name}", parent.parent / "REF" / f"{match['name']}_UNC"
+    if parent.name == "dcm_qa_ts" and path.name != "1.dcm" and re.fullmatch(r"\d+\.dcm", path.name):
+        return "dcm_qa_ts", parent / "1.dcm"
+    return None
+
+
+def jpeg_ls_near(ds: Dataset) -> int | None:
+    """The NEAR parameter of the first JPEG-LS scan of the first frame, if it can be read."""
+    try:
+        frame = next(
+            generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1))
+        )
+    except Exception:
+        return None
+    at = frame.find(b"\xff\xda")
+    if at < 0 or at + 5 > len(frame):
+        return None
+    ns = frame[at + 4]
+    near_at = at + 5 + 2 * ns
+    return frame[near_at] if near_at < len(frame) else None
+
+
+def compare(family: str, comp_path: Path, ref_path: Path, comp: list, ref: list) -> PairResult:
+    comp_ds, a = comp[0]
+    _, b = ref[0]
+    tsyntax = str(transfer_syntax_of(comp_ds))
+    lossless = (
+        tsyntax in LOSSLESS_SYNTAXES and str(comp_ds.get("LossyImageCompression", "")) != "01"
+    )
+    base = dict(
+        family=family, compressed=str(comp_path), reference=str(ref_path), lossless=lossless
+    )
+    if a.shape != b.shape:
+        return PairResult(
+            **base,
+            max_abs_error=math.inf,
+            psnr_db=-math.inf,
+            rule="same shape",
+            passed=False,
+            note=f"shape {a.shape} vs reference {b.shape}",
+        )
+    diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    max_err = float(diff.max()) if diff.size else 0.0
+    mse = float(np.mean(diff**2)) if diff.size else 0.0
+    peak = float(b.max() - b.min()) if b.size else 0.0
+    psnr = math.inf if mse == 0 else 10 * math.log10(max(peak, 1e-12) ** 2 / mse)
+    if lossless:
+        return PairResult(
+            **base, max_abs_error=max_err, psnr_db=psnr, rule="exact", passed=max_err == 0.0
+        )
+    if tsyntax == JPEG_LS_NEAR_LOSSLESS:
+        near = jpeg_ls_near(comp_ds)
+        if near is not None:
+            slope = abs(float(comp_ds.get("RescaleSlope", 1.0) or 1.0))
+            bound = near * slope
+            # float32 physical values carry rounding of a few ulps of their magnitude
+            magnitude = float(max(np.abs(a).max(), np.abs(b).max())) if a.size else 0.0
+            bound += 4.0 * float(np.spacing(np.float32(magnitude)))
+            return PairResult(
+                **base,
+                max_abs_error=max_err,
+                psnr_db=psnr,
+                rule=f"max|err| <= NEAR {near} x {slope:g}",
+                passed=max_err <= bound,
+            )
+    return PairResult(
+        **base,
+        max_abs_error=max_err,
+        psnr_db=psnr,
+        rule=f"PSNR >= {LOSSY_MIN_PSNR_DB:g} dB",
+        passed=psnr >= LOSSY_MIN_PSNR_DB,
+    )
+
+
+# ---------------------------------------------------------------------------- the whole corpus
+
+
+def check_corpus(paths: Iterable[str | Path], progress: Callable | None = None) -> Report:
+    """Check every file under `paths`; `progress(iterable)` may wrap the file list (tqdm)."""
+    files = list(dict.fromkeys(walk(paths)))
+    twins = {p: t for p in files if (t := twin_of(p)) is not None}
+    needed = set(twins) | {ref for _, ref in twins.values()}
+    arrays: dict[Path, list] = {}
+    results = []
+    iterator = progress(files) if progress else files
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pydicom_log = logging.getLogger("pydicom")
+        level = pydicom_log.level
+        pydicom_log.setLevel(logging.CRITICAL)
+        try:
+            for path in iterator:
+                result, decoded = check_file(path, keep=lambda p: p in needed)
+                results.append(result)
+                if decoded:
+                    arrays[path] = decoded
+        finally:
+            pydicom_log.setLevel(level)
+    pairs = []
+    by_path = {Path(r.path): r for r in results}
+    for comp_path, (family, ref_path) in sorted(twins.items()):
+        comp, ref = arrays.get(comp_path), arrays.get(ref_path)
+        if comp and ref:
+            pairs.append(compare(family, comp_path, ref_path, comp, ref))
+            continue
+        missing = comp_path if not comp else ref_path
+        why = by_path.get(missing)
+        note = f"{missing} did not decode" + (f" ({why.reason})" if why else " (not found)")
+        pairs.append(
+            PairResult(
+                family,
+                str(comp_path),
+                str(ref_path),
+                True,
+                math.nan,
+                math.nan,
+                "both decode",
+                False,
+                note,
+            )
+        )
+    return Report(tuple(results), tuple(pairs))
+
+
+# ---------------------------------------------------------------------------- readable table
+
+
+def format_table(report: Report, details: bool = False) -> str:
+    s = report.summary()
+    lines = [
+        f"{'files':<22}{s['files']:>7}",
+        f"{'decoded':<22}{s['decoded']:>7}   ({s['non_image']} without pixel data, "
+        f"{s['frames_decoded']} frames)",
+        f"{'rejected':<22}{s['rejected']:>7}",
+        f"{'crashes':<22}{s['crashes']:>7}",
+        f"{'equivalence pairs':<22}{s['equivalence_pairs']:>7}   ({s['equivalence_lossless']} "
+        f"lossless, {s['equivalence_lossy']} lossy)",
+        f"{'equivalence failures':<22}{s['equivalence_failures']:>7}",
+        "",
+        "rejected by reason:",
+    ]
+    lines += [f"  {reason:<30}{n:>5}" for reason, n in s["rejected_by_reason"].items()] or ["  -"]
+    if report.pairs:
+        lines += ["", f"equivalence ({TOLERANCE_TEXT}):"]
+        lines.append(f"  {'family':<18}{'file':<22}{'max|err|':>10}{'PSNR dB':>9}  rule")
+        for p in report.pairs:
+            mark = "ok  " if p.passed else "FAIL"
+            psnr = "inf" if math.isinf(p.psnr_db) and p.psnr_db > 0 else f"{p.psnr_db:.1f}"
+            lines.append(
+                f"  {p.family:<18}{Path(p.compressed).name:<22}{p.max_abs_error:>10.4g}"
+                f"{psnr:>9}  {p.rule} {mark}{(' ' + p.note) if p.note else ''}"
+            )
+    crashes = [f for f in report.files if f.status == CRASH]
+    if crashes:
+        lines += ["", "crashes:"] + [f"  {f.path}: {f.reason}: {f.message}" for f in crashes]
+    if details:
+        rejected = [f for f in report.files if f.status == "rejected"]
+        lines += ["", "rejected files:"] + [
+            f"  {f.path}: [{f.reason}] {f.message}" for f in rejected
+        ]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "FileResult",
+    "LOSSY_MIN_PSNR_DB",
+    "PairResult",
+    "Report",
+    "TOLERANCE_TEXT",
+    "check_corpus",
+    "check_file",
+    "compare",
+    "format_table",
+    "twin_of",
+    "walk",
+]
