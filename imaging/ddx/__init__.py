@@ -1,0 +1,1 @@
+"""Differential-diagnosis ranking over the knowledge base, and the diagnosis matcher."""

@@ -1,0 +1,103 @@
+"""Text sides of the ranking: knowledge entries in the model's joint text space (cached),
+and a TF-IDF index of the entries for matching clinical history text.
+
+The joint-space embeddings cost one `encode_text` pass over every entry's feature
+sentences; they are cached in memory and on disk (outside git), keyed by the model version
+and the knowledge hash, so a changed model or knowledge base never reuses stale vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from .knowledge_view import Entry, KnowledgeView
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RADASSIST_CACHE", Path.home() / ".cache" / "radassist"))
+
+
+def entry_sentences(entry: Entry) -> list[str]:
+    """What an image of this diagnosis would be captioned like."""
+    sentences = [f"{entry.name_en}.", *entry.features_en]
+    return [s for s in sentences if s.strip()]
+
+
+def entry_document(entry: Entry) -> str:
+    """The words a clinical history of this diagnosis tends to share with it."""
+    return " ".join([
+        entry.name_en, *entry.synonyms, *entry.history_keywords, *entry.history_keywords,
+        *entry.features_en,
+    ])
+
+
+_MEMORY: dict[str, np.ndarray] = {}
+
+
+def entry_embeddings(view: KnowledgeView, model) -> np.ndarray:
+    """(n_entries, D) L2-normalised: the mean of each entry's sentence embeddings."""
+    version = re.sub(r"[^A-Za-z0-9._-]+", "_", str(getattr(model, "version", "unknown")))
+    key = f"{version}_{view.knowledge_hash}"
+    if key in _MEMORY:
+        return _MEMORY[key]
+    path = cache_dir() / f"ddx_text_{key}.npy"
+    if path.is_file():
+        try:
+            matrix = np.load(path)
+            if matrix.shape[0] == len(view.entries):
+                _MEMORY[key] = matrix
+                return matrix
+        except (OSError, ValueError):
+            pass
+    sentences, owners = [], []
+    for i, entry in enumerate(view.entries):
+        for sentence in entry_sentences(entry):
+            sentences.append(sentence)
+            owners.append(i)
+    vectors = np.asarray(model.encode_text(sentences), dtype=np.float32)
+    matrix = np.zeros((len(view.entries), vectors.shape[1]), dtype=np.float32)
+    np.add.at(matrix, np.asarray(owners), vectors)
+    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-8)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, matrix)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs recomputation
+    _MEMORY[key] = matrix
+    return matrix
+
+
+class HistoryIndex:
+    """TF-IDF over the entries' names, synonyms, history keywords and features."""
+
+    def __init__(self, view: KnowledgeView) -> None:
+        docs = [entry_document(e) for e in view.entries]
+        self.vectorizer = TfidfVectorizer(
+            stop_words="english", sublinear_tf=True, ngram_range=(1, 2), min_df=1,
+            strip_accents="unicode", dtype=np.float32,
+        )
+        self.matrix = self.vectorizer.fit_transform(docs) if docs else None
+
+    def similarity(self, text: str) -> np.ndarray:
+        if self.matrix is None or not text.strip():
+            return np.zeros(0 if self.matrix is None else self.matrix.shape[0], np.float32)
+        query = self.vectorizer.transform([text])
+        return np.asarray((self.matrix @ query.T).toarray()).ravel().astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def history_index(view: KnowledgeView) -> HistoryIndex:
+    return HistoryIndex(view)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:12]

@@ -1,0 +1,16 @@
+"""The draft note: compose from an `Analysis`, render to Markdown or canonical JSON."""
+
+from .compose import Resources, band, compose
+from .note import (
+    ConsideredRule,
+    DifferentialItem,
+    FollowUpItem,
+    Note,
+    NoteSection,
+    ObservationItem,
+    Text,
+)
+from .render import to_json, to_markdown
+
+__all__ = ["ConsideredRule", "DifferentialItem", "FollowUpItem", "Note", "NoteSection",
+           "ObservationItem", "Resources", "Text", "band", "compose", "to_json", "to_markdown"]

@@ -1,0 +1,103 @@
+"""The note: frozen, bilingual data, rendered later (`render.py`) to Markdown or JSON.
+
+Every user-visible string is a `Text` holding both languages, so composing is independent of
+the display language and one note renders identically in English and Chinese.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Text:
+    en: str
+    zh: str
+
+    def get(self, lang: str) -> str:
+        return self.zh if lang == "zh" else self.en
+
+
+@dataclass(frozen=True)
+class ObservationItem:
+    series_instance_uid: str
+    code: str
+    label: Text
+    probability: float
+    band: str  # "likely" | "possible" | "indeterminate"
+
+
+@dataclass(frozen=True)
+class SimilarCase:
+    case_id: str
+    diagnosis: str  # the teaching case's own (English) diagnosis text
+    similarity: float
+
+
+@dataclass(frozen=True)
+class SaliencyRef:
+    """Which saliency map backs an item, and where its mass is."""
+
+    series_instance_uid: str
+    finding_code: str
+    slice_index: int
+    zone: Text  # e.g. "upper left zone"
+    centroid: tuple[float, float]  # (row, col) as fractions of the image
+
+
+@dataclass(frozen=True)
+class DifferentialItem:
+    diagnosis_id: str  # = the knowledge entry id
+    names: Text
+    likelihood: float  # relative share among the listed items
+    band: str
+    supporting: tuple[Text, ...]
+    against: tuple[Text, ...]
+    supporting_codes: tuple[str, ...]  # observation codes that support it
+    against_codes: tuple[str, ...]
+    saliency: SaliencyRef | None
+    similar_cases: tuple[SimilarCase, ...]
+    knowledge_entry_id: str
+    discriminators: tuple[Text, ...] = ()
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class FollowUpItem:
+    diagnosis_id: str
+    modality: str
+    protocol: Text
+    timing: Text
+    urgency: str  # emergent | urgent | soon | routine | none
+    citation: str
+    rule_id: str | None
+
+
+@dataclass(frozen=True)
+class ConsideredRule:
+    rule_id: str
+    diagnosis_id: str
+    reason: Text  # why it does not apply
+
+
+@dataclass(frozen=True)
+class NoteSection:
+    key: str  # "analysed" | "observations" | "differential" | "follow_up" | "limitations"
+    title: Text
+    lines: tuple[Text, ...]
+    levels: tuple[int, ...] = ()  # nesting per line (0 = top); empty means all top level
+
+
+@dataclass(frozen=True)
+class Note:
+    study_instance_uid: str
+    model_version: str
+    knowledge_version: str
+    out_of_distribution: bool
+    sections: tuple[NoteSection, ...]
+    observations: tuple[ObservationItem, ...]
+    differential: tuple[DifferentialItem, ...]
+    follow_up: tuple[FollowUpItem, ...]
+    considered_rules: tuple[ConsideredRule, ...]
+    disclaimer: Text
+    title: Text

@@ -1,0 +1,201 @@
+"""Every string a note can show, in English and Simplified Chinese.
+
+Keys are stable; templates use `str.format` fields. `tests/test_notes_strings.py` checks
+that both languages exist for every key and use the same fields. Knowledge-base text
+(diagnosis names, discriminators, protocols) carries its own `en`/`zh` pair.
+"""
+
+from __future__ import annotations
+
+from .note import Text
+
+DISCLAIMER = Text("AI draft — not reviewed by a physician", "AI 草稿——未经医师审核")
+
+STRINGS: dict[str, tuple[str, str]] = {
+    # section titles
+    "title": ("Draft imaging note", "影像报告草稿"),
+    "sec.analysed": ("What was analysed", "分析内容"),
+    "sec.observations": ("Observations", "观察所见"),
+    "sec.differential": ("Differential diagnosis", "鉴别诊断"),
+    "sec.follow_up": ("Follow-up imaging", "随访影像建议"),
+    "sec.limitations": ("Limitations", "局限性"),
+    # section 1
+    "analysed.study": ("Study {uid}, model {model}, knowledge {knowledge}.",
+                       "检查 {uid}，模型 {model}，知识库 {knowledge}。"),
+    "analysed.series": (
+        "Series {index}: {modality}, {region}, {n} image(s), key image {key_image}, "
+        "image quality {quality:.2f}.",
+        "序列 {index}：{modality}，{region}，{n} 幅图像，关键图像 {key_image}，"
+        "图像质量 {quality:.2f}。"),
+    "analysed.no_series": ("No image series could be analysed.", "没有可分析的图像序列。"),
+    "analysed.warning": ("Warning: {text}", "警告：{text}"),
+    "analysed.ood": (
+        "Series {index} looks out of distribution or unsupported (quality {quality:.2f}); "
+        "it is described but not diagnosed.",
+        "序列 {index} 超出模型适用范围或不受支持（质量 {quality:.2f}），仅作描述，不作诊断。"),
+    "analysed.context": ("Clinical context: {text}.", "临床信息：{text}。"),
+    "analysed.context_none": ("No clinical context was given.", "未提供临床信息。"),
+    "context.age": ("age {age}", "年龄 {age} 岁"),
+    "context.sex.F": ("female", "女性"),
+    "context.sex.M": ("male", "男性"),
+    "context.history": ("history: \u201c{text}\u201d", "病史：\u201c{text}\u201d"),
+    "unknown": ("unknown", "未知"),
+    # section 2
+    "obs.line": ("{label}: {probability:.2f} ({band})", "{label}：{probability:.2f}（{band}）"),
+    "obs.none": ("No observation above the reporting threshold.", "没有达到报告阈值的观察所见。"),
+    "band.likely": ("likely", "可能性大"),
+    "band.possible": ("possible", "可能"),
+    "band.indeterminate": ("indeterminate", "不确定"),
+    "obs.bands": (
+        "Bands: likely \u2265 0.70, possible 0.30\u20130.70, indeterminate below 0.30 "
+        "(calibrated probabilities).",
+        "分级：可能性大 \u2265 0.70，可能 0.30\u20130.70，不确定 < 0.30（已校准概率）。"),
+    # section 3
+    "ddx.item": ("{rank}. {name} \u2014 relative likelihood {likelihood:.2f} ({band})",
+                 "{rank}. {name} \u2014 相对可能性 {likelihood:.2f}（{band}）"),
+    "ddx.supporting": ("Supporting: {items}", "支持：{items}"),
+    "ddx.against": ("Against: {items}", "不支持：{items}"),
+    "ddx.region": ("Model attention: {region} of the key image (series {series}, image {slice}).",
+                   "模型关注区域：关键图像的{region}（序列 {series}，图像 {slice}）。"),
+    "ddx.cases": ("Similar teaching cases: {items}", "相似教学病例：{items}"),
+    "ddx.knowledge": ("Knowledge entry: {id}", "知识库条目：{id}"),
+    "ddx.discriminator": ("Versus {other}: {text}", "与{other}鉴别：{text}"),
+    "ddx.none_ood": ("No differential is offered: the input is out of distribution or unsupported.",
+                     "不提供鉴别诊断：输入超出模型适用范围或不受支持。"),
+    "ddx.none_kb": ("No differential is offered: the knowledge base is empty.",
+                    "不提供鉴别诊断：知识库为空。"),
+    "ddx.how": (
+        "Ranked by image\u2013text similarity to each diagnosis' typical features, region and "
+        "modality fit, the clinical context and similar teaching cases; likelihoods are relative "
+        "shares among the listed items, not calibrated probabilities.",
+        "排序依据：图像与各诊断典型表现文本的相似度、部位与检查方式的符合度、临床信息及相似教学病例；"
+        "可能性为所列各项之间的相对比例，并非校准概率。"),
+    # evidence phrases
+    "ev.region": ("region fits ({region})", "部位符合（{region}）"),
+    "ev.region_no": ("region does not fit ({region})", "部位不符（{region}）"),
+    "ev.modality": ("typically seen on {modality}", "{modality} 上常见"),
+    "ev.modality_no": ("not typically diagnosed on {modality}", "通常不在 {modality} 上诊断"),
+    "ev.image_text": ("image resembles its typical features (similarity {value:.2f})",
+                      "图像与其典型表现相似（相似度 {value:.2f}）"),
+    "ev.image_text_no": ("image does not resemble its typical features (similarity {value:.2f})",
+                         "图像与其典型表现不相似（相似度 {value:.2f}）"),
+    "ev.history": ("history mentions {words}", "病史提及{words}"),
+    "ev.history_similar": ("history resembles its typical presentation",
+                           "病史与其典型临床表现相似"),
+    "ev.age_in": ("age {age} within typical range {lo}\u2013{hi}",
+                  "年龄 {age} 岁在典型范围 {lo}\u2013{hi} 岁内"),
+    "ev.age_out": ("age {age} outside typical range {lo}\u2013{hi}",
+                   "年龄 {age} 岁不在典型范围 {lo}\u2013{hi} 岁内"),
+    "ev.sex_no": ("typically affects {sex} patients only", "通常仅见于{sex}患者"),
+    "ev.cases": ("{n} similar teaching case(s) had this diagnosis", "{n} 个相似教学病例为此诊断"),
+    "ev.finding": ("{label} {probability:.2f}", "{label} {probability:.2f}"),
+    "ev.finding_low": ("{label} only {probability:.2f}", "{label} 仅 {probability:.2f}"),
+    "sex.F": ("female", "女性"),
+    "sex.M": ("male", "男性"),
+    # saliency zones
+    "zone.upper": ("upper", "上"),
+    "zone.middle": ("middle", "中"),
+    "zone.lower": ("lower", "下"),
+    "zone.left": ("left", "左"),
+    "zone.central": ("central", "中央"),
+    "zone.right": ("right", "右"),
+    "zone.name": ("{vertical} {horizontal} zone", "{horizontal}{vertical}区域"),
+    # section 4
+    "fu.item": ("{protocol} ({modality}) \u2014 {timing}; urgency: {urgency}. Source: {citation}"
+                " [rule {rule}, for {diagnosis}]",
+                "{protocol}（{modality}）\u2014 {timing}；紧急程度：{urgency}。依据：{citation}"
+                "［规则 {rule}，针对{diagnosis}］"),
+    "fu.none": ("No follow-up imaging is suggested.", "无随访影像建议。"),
+    "fu.not_applicable": ("Considered, not applicable \u2014 {rule}: {reason}",
+                          "已考虑但不适用 \u2014 {rule}：{reason}"),
+    "fu.no_rule": ("knowledge base recommendation", "知识库建议"),
+    "urgency.emergent": ("emergent", "紧急"),
+    "urgency.urgent": ("urgent", "尽快"),
+    "urgency.soon": ("soon", "近期"),
+    "urgency.routine": ("routine", "常规"),
+    "urgency.none": ("none", "无"),
+    # section 5
+    "lim.draft": ("This note is an AI draft for research and teaching; it is not a diagnosis.",
+                  "本报告为用于科研与教学的 AI 草稿，并非诊断。"),
+    "lim.scope": (
+        "The model was trained on public teaching images (MedPix, NIH ChestX-ray14, COVID-19 "
+        "figures) and sees one series at a time, without prior studies.",
+        "模型以公开教学图像（MedPix、NIH ChestX-ray14、COVID-19 论文插图）训练，"
+        "每次仅分析单个序列，不参考既往检查。"),
+    "lim.knowledge": (
+        "Differential items come only from the knowledge base ({n} diagnoses); a disease outside "
+        "it cannot be suggested.",
+        "鉴别诊断仅来自知识库（{n} 种诊断），知识库以外的疾病无法被提出。"),
+    "lim.no_library": ("No teaching-case library was available for similar cases.",
+                       "无教学病例库，未检索相似病例。"),
+    "lim.no_text_model": ("The image\u2013text model was unavailable; ranking used context only.",
+                          "图像-文本模型不可用，排序仅依据临床信息。"),
+    "lim.ood": ("Out-of-distribution input: findings and differential are withheld.",
+                "输入超出适用范围：不给出所见与鉴别诊断。"),
+    "lim.saliency": ("Attention maps show where the model looked, not where disease is.",
+                     "关注图显示模型关注的位置，并不代表病变所在。"),
+}
+
+# Model observation codes -> (English, Chinese) labels. Unknown codes fall back to the
+# model's own English label, marked as untranslated in Chinese.
+OBSERVATION_LABELS: dict[str, tuple[str, str]] = {
+    "modality:CT": ("CT", "CT"),
+    "modality:MR": ("MR", "磁共振"),
+    "modality:XR": ("radiograph", "X 线片"),
+    "region:head": ("head", "头部"),
+    "region:spine_muscles": ("spine and muscles", "脊柱与肌肉"),
+    "region:thorax": ("thorax", "胸部"),
+    "region:abdomen": ("abdomen", "腹部"),
+    "region:reproductive_urinary": ("reproductive and urinary system", "生殖与泌尿系统"),
+    "region:chest_radiograph": ("chest (radiograph)", "胸部（X 线片）"),
+    "plane:axial": ("axial plane", "轴位"),
+    "plane:coronal": ("coronal plane", "冠状位"),
+    "plane:sagittal": ("sagittal plane", "矢状位"),
+    "finding:pneumonia": ("pneumonia pattern", "肺炎征象"),
+    "finding:covid19": ("COVID-19 pattern", "COVID-19 征象"),
+    "finding:infiltration": ("infiltration", "浸润影"),
+    "finding:atelectasis": ("atelectasis", "肺不张"),
+    "finding:edema": ("pulmonary oedema", "肺水肿"),
+    "finding:effusion": ("pleural effusion", "胸腔积液"),
+    "finding:consolidation": ("consolidation", "实变"),
+    "finding:cardiomegaly": ("cardiomegaly", "心影增大"),
+    "finding:nodule": ("nodule", "结节"),
+    "finding:mass": ("mass", "肿块"),
+    "finding:pneumothorax": ("pneumothorax", "气胸"),
+    "quality:ood": ("out of distribution", "超出适用范围"),
+    "quality:in_distribution": ("in distribution", "在适用范围内"),
+}
+REGION_LABELS: dict[str, tuple[str, str]] = {
+    "neuro": ("neuro", "神经"),
+    "head_neck": ("head and neck", "头颈"),
+    "spine": ("spine", "脊柱"),
+    "chest": ("chest", "胸部"),
+    "cardiovascular": ("cardiovascular", "心血管"),
+    "abdomen": ("abdomen", "腹部"),
+    "genitourinary": ("genitourinary", "泌尿生殖"),
+    "musculoskeletal": ("musculoskeletal", "肌肉骨骼"),
+}
+
+
+def t(key: str, **fields) -> Text:
+    """One string in both languages, formatted with the same fields."""
+    en, zh = STRINGS[key]
+    return Text(en.format(**fields), zh.format(**fields))
+
+
+def tt(key: str, **fields: Text | str | int | float) -> Text:
+    """Like `t`, but fields that are `Text` are substituted language by language."""
+    en, zh = STRINGS[key]
+    en_fields = {k: (v.en if isinstance(v, Text) else v) for k, v in fields.items()}
+    zh_fields = {k: (v.zh if isinstance(v, Text) else v) for k, v in fields.items()}
+    return Text(en.format(**en_fields), zh.format(**zh_fields))
+
+
+def observation_label(code: str, fallback: str) -> Text:
+    if code in OBSERVATION_LABELS:
+        return Text(*OBSERVATION_LABELS[code])
+    return Text(fallback or code, f"{fallback or code}（英文）")
+
+
+def region_label(region: str) -> Text:
+    return Text(*REGION_LABELS.get(region, (region, region)))
