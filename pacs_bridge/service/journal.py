@@ -1,0 +1,360 @@
+"""The SQLite journal: each study's state, timestamps, attempts, and what was sent where.
+
+States::
+
+    receiving ─(inactivity timeout)─► queued ─► analysing ─► sending ─► sent
+         ▲                              │           │           │
+         └──── a new instance ──────────┘           └─ retries ─┴─► failed (visible, with error)
+    queued ─(routing says no)─► skipped
+
+Transitions are conditional updates (`... WHERE state IN (expected)`), so repeating one
+is a harmless no-op; this is what makes restart recovery and retries idempotent.
+The spool is the truth for instances (fsynced before the ack); the journal runs in WAL
+mode with synchronous=NORMAL, which survives a killed process (not necessarily a power cut,
+in which case a result may be sent again with the same UIDs, which PACSs ignore).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+RECEIVING = "receiving"
+QUEUED = "queued"
+ANALYSING = "analysing"
+SENDING = "sending"
+SENT = "sent"
+FAILED = "failed"
+SKIPPED = "skipped"
+STATES = (RECEIVING, QUEUED, ANALYSING, SENDING, SENT, FAILED, SKIPPED)
+FINISHED = (SENT, FAILED, SKIPPED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS studies (
+    study_uid TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    last_instance_at REAL NOT NULL,
+    instance_count INTEGER NOT NULL DEFAULT 0,
+    late_instances INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    route TEXT NOT NULL DEFAULT '',
+    result_uids TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS instances (
+    sop_uid TEXT PRIMARY KEY,
+    study_uid TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS transitions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    study_uid TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    at REAL NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS sent (
+    sop_uid TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    sent_at REAL NOT NULL,
+    PRIMARY KEY (sop_uid, destination)
+);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    study_uid: str
+    state: str
+    created_at: float
+    updated_at: float
+    last_instance_at: float
+    instance_count: int
+    late_instances: int
+    attempts: int
+    next_attempt_at: float
+    last_error: str
+    route: str
+    result_uids: tuple[str, ...]
+
+    def as_json(self) -> dict:
+        d = self.__dict__.copy()
+        d["result_uids"] = list(self.result_uids)
+        return d
+
+
+@dataclass(frozen=True)
+class Transition:
+    study_uid: str
+    from_state: str | None
+    to_state: str
+    at: float
+    note: str
+
+
+class Journal:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        if readonly:
+            uri = f"file:{self.path}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                self.path, check_same_thread=False, timeout=30, isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _tx(self):
+        return _Transaction(self._db, self._lock)
+
+    def _log(self, uid: str, old: str | None, new: str, now: float, note: str) -> None:
+        self._db.execute(
+            "INSERT INTO transitions (study_uid, from_state, to_state, at, note)"
+            " VALUES (?,?,?,?,?)",
+            (uid, old, new, now, note),
+        )
+
+    def note_instance(self, study_uid: str, sop_uid: str, now: float | None = None) -> str:
+        """Record a spooled instance; returns the study's state afterwards.
+
+        A new instance for a queued study sends it back to receiving (the timer restarts);
+        for a study already being analysed or finished it is counted as late, not lost.
+        """
+        now = time.time() if now is None else now
+        with self._tx():
+            row = self._db.execute(
+                "SELECT state FROM studies WHERE study_uid=?", (study_uid,)
+            ).fetchone()
+            if row is None:
+                self._db.execute(
+                    "INSERT INTO studies (study_uid, state, created_at, updated_at,"
+                    " last_instance_at) VALUES (?,?,?,?,?)",
+                    (study_uid, RECEIVING, now, now, now),
+                )
+                self._log(study_uid, None, RECEIVING, now, "first instance")
+                state = RECEIVING
+            else:
+                state = row["state"]
+            is_new = (
+                self._db.execute(
+                    "INSERT OR IGNORE INTO instances (sop_uid, study_uid, received_at)"
+                    " VALUES (?,?,?)",
+                    (sop_uid, study_uid, now),
+                ).rowcount
+                == 1
+            )
+            if state == QUEUED:
+                self._db.execute(
+                    "UPDATE studies SET state=?, updated_at=? WHERE study_uid=?",
+                    (RECEIVING, now, study_uid),
+                )
+                self._log(study_uid, QUEUED, RECEIVING, now, "new instance before analysis")
+                state = RECEIVING
+            late = int(is_new and state not in (RECEIVING,))
+            self._db.execute(
+                "UPDATE studies SET last_instance_at=?, instance_count=instance_count+?,"
+                " late_instances=late_instances+? WHERE study_uid=?",
+                (now, int(is_new), late, study_uid),
+            )
+            return state
+
+    def transition(
+        self,
+        study_uid: str,
+        new_state: str,
+        *,
+        expect: Iterable[str],
+        note: str = "",
+        now: float | None = None,
+        **fields: object,
+    ) -> bool:
+        """Move a study to `new_state` if it is in one of `expect`; False (no-op) otherwise."""
+        assert new_state in STATES
+        now = time.time() if now is None else now
+        expect = tuple(expect)
+        sets = ["state=?", "updated_at=?"] + [f"{k}=?" for k in fields]
+        values: list[object] = [new_state, now, *_encode(fields).values()]
+        with self._tx():
+            row = self._db.execute(
+                "SELECT state FROM studies WHERE study_uid=?", (study_uid,)
+            ).fetchone()
+            if row is None or row["state"] not in expect:
+                return False
+            self._db.execute(
+                f"UPDATE studies SET {', '.join(sets)} WHERE study_uid=?",
+                (*values, study_uid),
+            )
+            self._log(study_uid, row["state"], new_state, now, note)
+            return True
+
+    def update(self, study_uid: str, **fields: object) -> None:
+        """Set fields without changing state (e.g. the routing decision)."""
+        if not fields:
+            return
+        enc = _encode(fields)
+        with self._tx():
+            self._db.execute(
+                f"UPDATE studies SET {', '.join(f'{k}=?' for k in enc)} WHERE study_uid=?",
+                (*enc.values(), study_uid),
+            )
+
+    def due_for_completion(self, cutoff: float) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT study_uid FROM studies WHERE state=? AND last_instance_at<=?"
+                " ORDER BY last_instance_at",
+                (RECEIVING, cutoff),
+            ).fetchall()
+        return [r["study_uid"] for r in rows]
+
+    def next_claimable(self, now: float) -> StudyRecord | None:
+        """The oldest study waiting for analysis or for (re)sending whose backoff is over."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM studies WHERE state IN (?,?) AND next_attempt_at<=?"
+                " ORDER BY updated_at LIMIT 1",
+                (QUEUED, SENDING, now),
+            ).fetchone()
+        return _record(row) if row else None
+
+    def recover_after_restart(self, now: float | None = None) -> dict[str, int]:
+        """Put interrupted work back in line; give receiving studies a fresh timeout window."""
+        now = time.time() if now is None else now
+        counts = {}
+        with self._tx():
+            rows = self._db.execute(
+                "SELECT study_uid FROM studies WHERE state=?", (ANALYSING,)
+            ).fetchall()
+            for r in rows:
+                self._db.execute(
+                    "UPDATE studies SET state=?, updated_at=?, next_attempt_at=0"
+                    " WHERE study_uid=?",
+                    (QUEUED, now, r["study_uid"]),
+                )
+                self._log(r["study_uid"], ANALYSING, QUEUED, now, "analysis interrupted by restart")
+            counts["requeued"] = len(rows)
+            counts["receiving"] = self._db.execute(
+                "UPDATE studies SET last_instance_at=? WHERE state=?", (now, RECEIVING)
+            ).rowcount
+            counts["sending"] = self._db.execute(
+                "UPDATE studies SET next_attempt_at=0 WHERE state=?", (SENDING,)
+            ).rowcount
+        return counts
+
+    def mark_sent(self, study_uid: str, sop_uid: str, destination: str) -> None:
+        with self._tx():
+            self._db.execute(
+                "INSERT OR IGNORE INTO sent (sop_uid, destination, study_uid, sent_at)"
+                " VALUES (?,?,?,?)",
+                (sop_uid, destination, study_uid, time.time()),
+            )
+
+    def is_sent(self, sop_uid: str, destination: str) -> bool:
+        with self._lock:
+            return (
+                self._db.execute(
+                    "SELECT 1 FROM sent WHERE sop_uid=? AND destination=?", (sop_uid, destination)
+                ).fetchone()
+                is not None
+            )
+
+    def get_value(self, key: str, default: str = "") -> str:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        return row["value"] if row else default
+
+    def set_value(self, key: str, value: str) -> None:
+        with self._tx():
+            self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?,?)", (key, value))
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get(self, study_uid: str) -> StudyRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM studies WHERE study_uid=?", (study_uid,)
+            ).fetchone()
+        return _record(row) if row else None
+
+    def studies(self) -> list[StudyRecord]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM studies ORDER BY created_at").fetchall()
+        return [_record(r) for r in rows]
+
+    def transitions(self, study_uid: str) -> list[Transition]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM transitions WHERE study_uid=? ORDER BY id", (study_uid,)
+            ).fetchall()
+        return [
+            Transition(r["study_uid"], r["from_state"], r["to_state"], r["at"], r["note"])
+            for r in rows
+        ]
+
+    def sent_uids(self, study_uid: str) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sop_uid FROM sent WHERE study_uid=? ORDER BY sent_at", (study_uid,)
+            ).fetchall()
+        return [r["sop_uid"] for r in rows]
+
+    def instance_uids(self, study_uid: str) -> set[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sop_uid FROM instances WHERE study_uid=?", (study_uid,)
+            ).fetchall()
+        return {r["sop_uid"] for r in rows}
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT state, COUNT(*) AS n FROM studies GROUP BY state"
+            ).fetchall()
+        return {r["state"]: r["n"] for r in rows}
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+        self.db, self.lock = db, lock
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
+
+
+def _encode(fields: dict[str, object]) -> dict[str, object]:
+    return {k: json.dumps(list(v)) if k == "result_uids" else v for k, v in fields.items()}
+
+
+def _record(row: sqlite3.Row) -> StudyRecord:
+    d = dict(row)
+    d["result_uids"] = tuple(json.loads(d["result_uids"] or "[]"))
+    return StudyRecord(**d)

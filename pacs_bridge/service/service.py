@@ -1,0 +1,208 @@
+"""Wiring: one process per spool runs the listener, the loop (completion + worker),
+the status endpoint and optionally the DICOMweb watcher.
+
+Start-up first recovers: half-written spool files are removed, interrupted analyses are
+queued again, and spooled studies missing from the journal are journalled, so a process
+killed at any moment resumes without losing or repeating work.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from pydicom import dcmread
+
+from pacs_bridge.errors import RadAssistError
+from pacs_bridge.service.completion import CompletionDetector
+from pacs_bridge.service.config import BridgeConfig
+from pacs_bridge.service.journal import FINISHED, Journal
+from pacs_bridge.service.receive import Receiver
+from pacs_bridge.service.routing import Router
+from pacs_bridge.service.scp import StorageScp
+from pacs_bridge.service.sender import make_sender
+from pacs_bridge.service.spool import Spool
+from pacs_bridge.service.status_http import StatusServer
+from pacs_bridge.service.watch import Watcher
+from pacs_bridge.service.worker import Worker
+
+log = logging.getLogger("radassist.bridge")
+
+RUNTIME_FILE = "runtime.json"
+
+
+class BridgeBusyError(RadAssistError):
+    """Another bridge process already owns this spool."""
+
+    reason = "busy"
+
+
+class BridgeService:
+    def __init__(self, cfg: BridgeConfig, *, watch: bool = False, loop_interval: float = 0.1):
+        self.cfg = cfg
+        self.loop_interval = loop_interval
+        self.spool = Spool(cfg.storage.spool_directory)
+        self._lock_fd: int | None = None
+        self.journal = Journal(cfg.storage.journal_path)
+        self.receiver = Receiver(self.spool, self.journal)
+        self.completion = CompletionDetector(self.journal, cfg.completion.inactivity_seconds)
+        sender = make_sender(cfg.destination) if cfg.destination else None
+        self.worker = Worker(cfg.analysis, self.spool, self.journal, Router(cfg.routing), sender)
+        self.scp = StorageScp(cfg.scp, self.receiver) if cfg.scp.enabled else None
+        self.watcher = None
+        if watch:
+            if cfg.source is None or not cfg.source.url:
+                raise RadAssistError("config", "watch needs [source] url (a DICOMweb PACS)")
+            self.watcher = Watcher(cfg.source, self.journal, self.receiver)
+        self.http: StatusServer | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.started_at = 0.0
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        path = self.spool.root / "bridge.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BridgeBusyError(
+                str(self.spool.root), "another bridge process is running on this spool"
+            ) from None
+        self._lock_fd = fd
+
+    def recover(self) -> dict[str, int]:
+        removed = self.spool.recover()
+        counts = self.journal.recover_after_restart()
+        counts["partial_files_removed"] = removed
+        counts["journalled_from_spool"] = self._journal_spooled_files()
+        if any(counts.values()):
+            log.info("recovered after restart: %s", counts)
+        return counts
+
+    def _journal_spooled_files(self) -> int:
+        """Spooled instances the journal does not know (a kill between fsync and journal)."""
+        added = 0
+        for folder in self.spool.study_uids_on_disk():
+            rec = self.journal.get(folder)
+            if rec is not None and rec.state in FINISHED:
+                continue
+            known = self.journal.instance_uids(folder) if rec is not None else set()
+            for path in self.spool.studies.joinpath(folder).glob("*.dcm"):
+                if path.stem in known:
+                    continue
+                try:
+                    ds = dcmread(path, stop_before_pixels=True)
+                    self.journal.note_instance(str(ds.StudyInstanceUID), str(ds.SOPInstanceUID))
+                    added += 1
+                except Exception as exc:
+                    log.warning("spooled file %s unreadable: %s", path.name, type(exc).__name__)
+        return added
+
+    def start(self) -> None:
+        self._take_lock()
+        self.recover()
+        self.started_at = time.time()
+        if self.scp is not None:
+            self.scp.start()
+        if self.cfg.status_http.enabled:
+            h = self.cfg.status_http
+            self.http = StatusServer(h.host, h.port, self.health, self.status)
+            self.http.start()
+            log.info("status endpoint http://%s:%d/status", h.host, self.http.port)
+        self._write_runtime()
+        self._spawn("bridge-loop", self._loop)
+        if self.watcher is not None:
+            self._spawn("bridge-watch", self._watch_loop)
+
+    def _spawn(self, name: str, target) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _write_runtime(self) -> None:
+        info = {
+            "pid": os.getpid(),
+            "dicom_port": self.scp.port if self.scp else None,
+            "http_port": self.http.port if self.http else None,
+            "started_at": self.started_at,
+        }
+        tmp = self.spool.root / (RUNTIME_FILE + ".tmp")
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, self.spool.root / RUNTIME_FILE)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.scp is not None:
+            self.scp.stop()
+        for t in self._threads:
+            t.join(timeout=30)
+        if self.http is not None:
+            self.http.stop()
+        (self.spool.root / RUNTIME_FILE).unlink(missing_ok=True)
+        self.journal.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stop.wait(timeout)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # -- loops -----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.completion.check()
+                busy = self.worker.run_once() is not None
+            except Exception:  # the loop must survive anything; the study stays journalled
+                log.exception("bridge loop error")
+                busy = False
+            if not busy:
+                self._stop.wait(self.loop_interval)
+
+    def _watch_loop(self) -> None:
+        assert self.watcher is not None
+        while not self._stop.is_set():
+            try:
+                self.watcher.poll_once()
+            except RadAssistError as exc:
+                log.warning("watch poll failed: %s", exc)
+            except Exception:
+                log.exception("watch poll error")
+            self._stop.wait(self.cfg.watch.interval_seconds)
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def health(self) -> dict:
+        return {
+            "status": "ok",
+            "ae_title": self.cfg.scp.ae_title,
+            "dicom_port": self.scp.port if self.scp else None,
+            "uptime_s": round(time.time() - self.started_at, 1),
+        }
+
+    def status(self) -> dict:
+        return {
+            **self.health(),
+            "received": self.receiver.counts(),
+            "states": self.journal.counts(),
+            "studies": [r.as_json() for r in self.journal.studies()],
+        }
+
+
+def read_runtime(spool_dir: Path) -> dict | None:
+    try:
+        return json.loads((Path(spool_dir) / RUNTIME_FILE).read_text())
+    except (OSError, ValueError):
+        return None

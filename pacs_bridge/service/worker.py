@@ -1,0 +1,216 @@
+"""The worker: analyse each complete study once, send its results, retry, or fail visibly.
+
+Exactly-once comes from three facts, not from luck: a study is claimed by a conditional
+journal update (queued → analysing); the result objects are fsynced to the spool before
+the study moves to "sending", so a crash after analysis never repeats it; and every object
+the destination confirmed is journalled, so a crash while sending only re-sends the rest
+(with the same, deterministic UIDs, which a PACS ignores if it saw them already).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from pydicom.dataset import Dataset
+
+from pacs_bridge.errors import RadAssistError
+from pacs_bridge.ingest import ingest
+from pacs_bridge.service.config import AnalysisConfig
+from pacs_bridge.service.journal import (
+    ANALYSING,
+    FAILED,
+    QUEUED,
+    SENDING,
+    SENT,
+    SKIPPED,
+    Journal,
+    StudyRecord,
+)
+from pacs_bridge.service.receive import short_uid
+from pacs_bridge.service.routing import Router
+from pacs_bridge.service.sender import DimseSender, StowSender
+from pacs_bridge.service.spool import Spool
+from pacs_bridge.study import Study
+
+log = logging.getLogger("radassist.bridge.worker")
+
+Analyzer = Callable[..., Sequence[Dataset]]
+
+
+class AnalyzerError(RadAssistError):
+    """The configured analyzer could not be imported or returned unusable objects."""
+
+    reason = "analyzer"
+
+
+def load_analyzer(dotted: str) -> Analyzer:
+    """Import `package.module:function` (lazily: importing imaging loads torch)."""
+    module_name, _, attr = dotted.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        fn = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise AnalyzerError(dotted, f"cannot import analyzer ({exc})") from exc
+    if not callable(fn):
+        raise AnalyzerError(dotted, "analyzer is not callable")
+    return fn
+
+
+class Worker:
+    def __init__(
+        self,
+        cfg: AnalysisConfig,
+        spool: Spool,
+        journal: Journal,
+        router: Router,
+        sender: DimseSender | StowSender | None,
+    ) -> None:
+        self.cfg = cfg
+        self.spool = spool
+        self.journal = journal
+        self.router = router
+        self.sender = sender
+        self._analyzer: Analyzer | None = None
+
+    def analyzer(self) -> Analyzer:
+        if self._analyzer is None:
+            self._analyzer = load_analyzer(self.cfg.analyzer)
+        return self._analyzer
+
+    def run_once(self, now: float | None = None) -> str | None:
+        """Work on one claimable study; returns its UID, or None if nothing was due."""
+        now = time.time() if now is None else now
+        rec = self.journal.next_claimable(now)
+        if rec is None:
+            return None
+        if rec.state == QUEUED:
+            if not self._analyse(rec):
+                return rec.study_uid
+        else:
+            self.journal.update(rec.study_uid, attempts=rec.attempts + 1)
+        self._send(rec.study_uid)
+        return rec.study_uid
+
+    # -- analysis --------------------------------------------------------------------------
+
+    def _analyse(self, rec: StudyRecord) -> bool:
+        uid, attempt = rec.study_uid, rec.attempts + 1
+        if not self.journal.transition(
+            uid, ANALYSING, expect=(QUEUED,), note=f"attempt {attempt}", attempts=attempt
+        ):
+            return False  # someone else moved it (e.g. a new instance arrived)
+        try:
+            study = self._load_study(uid)
+            decision = self.router.decide(study)
+            self.journal.update(uid, route=decision.reason)
+            if not decision.analyse:
+                self.journal.transition(uid, SKIPPED, expect=(ANALYSING,), note=decision.reason)
+                log.info("study %s skipped by routing (%s)", short_uid(uid), decision.reason)
+                return False
+            started = time.perf_counter()
+            objects = list(self.analyzer()(study, None))
+            self._check_results(uid, objects)
+            self.spool.clear_results(uid)
+            for ds in objects:
+                self.spool.store_result(uid, ds)
+        except Exception as exc:
+            self._retry_or_fail(uid, attempt, exc, phase=ANALYSING, back_to=QUEUED)
+            return False
+        log.info(
+            "study %s analysed in %.1f s: %d result object(s)",
+            short_uid(uid),
+            time.perf_counter() - started,
+            len(objects),
+        )
+        return self.journal.transition(
+            uid,
+            SENDING,
+            expect=(ANALYSING,),
+            note=f"{len(objects)} result object(s) spooled",
+            result_uids=[str(ds.SOPInstanceUID) for ds in objects],
+        )
+
+    def _load_study(self, uid: str) -> Study:
+        result = ingest([self.spool.study_dir(uid)])
+        for study in result.studies:
+            if study.study_instance_uid == uid:
+                if result.rejections:
+                    log.warning(
+                        "study %s: %d spooled file(s) unreadable",
+                        short_uid(uid),
+                        len(result.rejections),
+                    )
+                return study
+        raise AnalyzerError(str(self.spool.study_dir(uid)), "no readable instance in the spool")
+
+    @staticmethod
+    def _check_results(uid: str, objects: list[Dataset]) -> None:
+        if not objects:
+            raise AnalyzerError(uid, "analyzer returned no result objects")
+        for ds in objects:
+            if not isinstance(ds, Dataset) or "SOPInstanceUID" not in ds:
+                raise AnalyzerError(uid, "analyzer returned something that is not a DICOM object")
+            if str(ds.get("StudyInstanceUID", "")) != uid:
+                raise AnalyzerError(uid, "analyzer returned an object of another study")
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _send(self, uid: str) -> None:
+        rec = self.journal.get(uid)
+        if rec is None or rec.state != SENDING:
+            return
+        if self.sender is None:
+            self._retry_or_fail(
+                uid,
+                rec.attempts,
+                AnalyzerError(uid, "no [destination] configured"),
+                phase=SENDING,
+                back_to=SENDING,
+            )
+            return
+        name = self.sender.name
+        try:
+            objects = self.spool.load_results(uid)
+            pending = [ds for ds in objects if not self.journal.is_sent(ds.SOPInstanceUID, name)]
+            if len(pending) < len(objects):
+                log.info(
+                    "study %s: %d object(s) already sent, not sent again",
+                    short_uid(uid),
+                    len(objects) - len(pending),
+                )
+            self.sender.send(pending, lambda sop: self.journal.mark_sent(uid, sop, name))
+        except Exception as exc:
+            self._retry_or_fail(uid, rec.attempts, exc, phase=SENDING, back_to=SENDING)
+            return
+        self.journal.transition(
+            uid, SENT, expect=(SENDING,), note=f"{len(objects)} object(s) at {name}"
+        )
+        log.info("study %s: results sent to %s", short_uid(uid), name)
+
+    def _retry_or_fail(
+        self, uid: str, attempt: int, exc: Exception, *, phase: str, back_to: str
+    ) -> None:
+        error = str(exc) if isinstance(exc, RadAssistError) else f"{type(exc).__name__}: {exc}"
+        error = error[:500]
+        if attempt >= self.cfg.max_attempts:
+            self.journal.transition(
+                uid, FAILED, expect=(phase,), note=f"gave up after {attempt} attempt(s)",
+                last_error=error,
+            )
+            log.error("study %s failed after %d attempt(s): %s", short_uid(uid), attempt, error)
+            return
+        delay = min(self.cfg.backoff_seconds * 2 ** (attempt - 1), self.cfg.backoff_max_seconds)
+        self.journal.transition(
+            uid,
+            back_to,
+            expect=(phase,),
+            note=f"attempt {attempt} failed; retry in {delay:g} s",
+            last_error=error,
+            next_attempt_at=time.time() + delay,
+        )
+        log.warning(
+            "study %s: attempt %d failed (%s); retry in %g s", short_uid(uid), attempt, error, delay
+        )

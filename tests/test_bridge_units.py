@@ -1,0 +1,133 @@
+"""Bridge building blocks without a network: config validation, journal, spool, routing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fixtures_bridge import make_study, write_files
+
+from pacs_bridge.ingest import ingest
+from pacs_bridge.service.completion import CompletionDetector
+from pacs_bridge.service.config import BridgeConfigError, load_config, parse_config
+from pacs_bridge.service.journal import (
+    ANALYSING,
+    QUEUED,
+    RECEIVING,
+    SENDING,
+    Journal,
+)
+from pacs_bridge.service.routing import Router
+from pacs_bridge.service.spool import Spool, safe_name
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_example_config_loads_and_paths_resolve_next_to_it():
+    cfg = load_config(REPO / "bridge.example.toml")
+    assert cfg.scp.ae_title == "RADASSIST"
+    assert cfg.analysis.analyzer == "imaging.pipeline:report_objects"
+    assert cfg.storage.spool_directory.is_absolute()
+    assert cfg.storage.spool_directory.is_relative_to(REPO)
+    assert cfg.destination is not None and cfg.destination.kind == "dimse"
+    assert cfg.routing.rules and cfg.status_http.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        ({"scp": {"port": 70000}}, "scp.port"),
+        ({"scp": {"ae_title": "A" * 17}}, "AE title"),
+        ({"analysis": {"analyzer": "no_colon"}}, "analysis.analyzer"),
+        ({"destination": {"kind": "ftp"}}, "destination.kind"),
+        ({"destination": {"kind": "dimse", "port": 104}}, "destination.ae_title"),
+        ({"completion": {"inactivity_seconds": 0}}, "completion.inactivity_seconds"),
+        ({"routing": {"rules": [{"action": "maybe"}]}}, "routing.rules[0].action"),
+        ({"status_http": {"host": "0.0.0.0"}}, "loopback"),
+        ({"scpp": {}}, "unknown section"),
+    ],
+)
+def test_config_errors_name_the_key(raw, needle, tmp_path):
+    with pytest.raises(BridgeConfigError) as err:
+        parse_config(raw, base=tmp_path, source="bridge.toml")
+    assert needle in str(err.value) and "bridge.toml" in str(err.value)
+
+
+def test_missing_and_broken_config_files(tmp_path):
+    with pytest.raises(BridgeConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[scp\nport = 1")
+    with pytest.raises(BridgeConfigError, match="invalid TOML"):
+        load_config(bad)
+
+
+def test_journal_transitions_are_conditional_and_logged(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    assert j.note_instance("1.2.3", "1.2.3.1", now=100.0) == RECEIVING
+    assert j.note_instance("1.2.3", "1.2.3.1", now=101.0) == RECEIVING  # duplicate: not counted
+    assert j.get("1.2.3").instance_count == 1
+    assert j.transition("1.2.3", QUEUED, expect=(RECEIVING,))
+    assert not j.transition("1.2.3", QUEUED, expect=(RECEIVING,))  # repeat: no-op
+    # a new instance before analysis reopens the study and restarts its clock
+    assert j.note_instance("1.2.3", "1.2.3.2", now=200.0) == RECEIVING
+    assert j.get("1.2.3").last_instance_at == 200.0
+    assert j.transition("1.2.3", QUEUED, expect=(RECEIVING,))
+    assert j.transition("1.2.3", ANALYSING, expect=(QUEUED,), attempts=1)
+    # a crash during analysis: restart puts it back in the queue
+    assert j.recover_after_restart(now=300.0)["requeued"] == 1
+    assert j.get("1.2.3").state == QUEUED
+    states = [t.to_state for t in j.transitions("1.2.3")]
+    assert states == [RECEIVING, QUEUED, RECEIVING, QUEUED, ANALYSING, QUEUED]
+    assert j.transition("1.2.3", ANALYSING, expect=(QUEUED,), attempts=2)
+    assert j.transition("1.2.3", SENDING, expect=(ANALYSING,), result_uids=["9.9"])
+    assert j.get("1.2.3").result_uids == ("9.9",)
+    # an instance after analysis began is kept and counted as late, state unchanged
+    assert j.note_instance("1.2.3", "1.2.3.3") == SENDING
+    assert j.get("1.2.3").late_instances == 1
+
+
+def test_completion_waits_for_inactivity(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    det = CompletionDetector(j, inactivity_seconds=5)
+    j.note_instance("1.2.3", "1.2.3.1", now=100.0)
+    j.note_instance("1.2.3", "1.2.3.2", now=103.0)  # every instance resets the clock
+    assert det.check(now=107.0) == []
+    assert det.check(now=108.5) == ["1.2.3"]
+    assert j.get("1.2.3").state == QUEUED
+    assert det.check(now=200.0) == []
+
+
+def test_spool_is_atomic_and_recovers_partial_writes(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    p = spool.store_instance("1.2.3", "1.2.3.4", b"DICM-bytes")
+    assert p.read_bytes() == b"DICM-bytes" and p.parent.name == "1.2.3"
+    leftover = p.parent / ".tmp-1.2.3.5.dcm.123"
+    leftover.write_bytes(b"half")
+    assert spool.instance_files("1.2.3") == [p]
+    assert spool.recover() == 1 and not leftover.exists()
+    # UIDs are not trusted as path components
+    assert "/" not in safe_name("../../etc/passwd") and safe_name("1.2.3") == "1.2.3"
+
+
+def test_routing_rules(tmp_path):
+    cfg = parse_config(
+        {"routing": {"default": "skip", "rules": [
+            {"action": "skip", "modality": ["CT"], "body_part": ["HEAD"]},
+            {"action": "analyse", "modality": ["CT", "CR"]},
+        ]}},
+        base=tmp_path,
+    )
+    router = Router(cfg.routing)
+    datasets = make_study(2, seed="routing")
+    study = ingest(write_files(datasets, tmp_path / "s")).studies[0]
+    assert router.decide(study).analyse  # CT chest: rule 2
+    for ds in datasets:
+        ds.BodyPartExamined = "HEAD"
+    head = ingest(write_files(datasets, tmp_path / "h")).studies[0]
+    decision = router.decide(head)
+    assert not decision.analyse and "rule 1" in decision.reason
+    for ds in datasets:
+        ds.Modality = "MR"
+    mr = ingest(write_files(datasets, tmp_path / "m")).studies[0]
+    assert not router.decide(mr).analyse and "default" in router.decide(mr).reason
