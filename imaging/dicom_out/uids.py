@@ -1,0 +1,25 @@
+"""Deterministic UIDs for the objects we send back, so re-sending is idempotent.
+
+A UID is derived (a "2.25." UUID-derived UID, PS3.5 B.2, from a SHA-256 digest)
+from the source Study Instance UID, the model version, the note's content hash and the
+object's role; the same analysis of the same study always yields the same UIDs, and a
+changed model or note yields new ones (PACS ignore re-sent SOP Instance UIDs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+ALGORITHM_NAME = "radassist"
+AI_DRAFT = "AI draft — not reviewed by a physician"
+AI_DRAFT_ZH = "AI 草稿——未经医师审核"
+
+
+def content_hash(payload: str | bytes) -> str:
+    data = payload.encode() if isinstance(payload, str) else payload
+    return hashlib.sha1(data).hexdigest()
+
+
+def derived_uid(study_uid: str, model_version: str, content: str, role: str) -> str:
+    digest = hashlib.sha256("\0".join((study_uid, model_version, content, role)).encode())
+    return f"2.25.{int.from_bytes(digest.digest()[:16], 'big')}"
