@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 
 from dicomanonymizer.dicom_anonymization_databases import dicomfields_2026c as _annex_e
 from pydicom.dataelem import DataElement
@@ -25,7 +26,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 ANNEX_E_EDITION = "2026c"
 # De-identification Method is LO (64 characters a value), so it says what was done in parts.
@@ -155,7 +156,11 @@ class Deidentifier:
             return uid
         new = self._uids.get(uid)
         if new is None:
-            new = generate_uid(prefix=None, entropy_srcs=[self.salt, uid])
+            # A UUID-derived "2.25." UID (PS3.5 B.2). pydicom's generate_uid(prefix=None)
+            # ignores its entropy sources (it is random), so the UUID is built from a salted
+            # SHA-256 here: same salt and UID, same result; without the salt, unlinkable.
+            digest = hashlib.sha256(f"{self.salt}\x00{uid}".encode()).digest()[:16]
+            new = f"2.25.{uuid.UUID(bytes=digest, version=4).int}"
             self._uids[uid] = new
         return new
 
