@@ -145,8 +145,8 @@ def run_orthanc(workdir: Path, *, aet: str = "ORTHANC",
             proc.wait()
 
 
-@pytest.fixture
-def orthanc(tmp_path: Path) -> Iterator[Orthanc]:
+@pytest.fixture(name="orthanc")
+def orthanc_fixture(tmp_path: Path) -> Iterator[Orthanc]:
     """A fresh Orthanc with the DICOMweb plugin, on free ports, stopped at teardown."""
     if not Path(ORTHANC_BIN).exists():
         pytest.skip("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")

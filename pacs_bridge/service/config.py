@@ -225,7 +225,10 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: str = "config") -> 
             kind=kind,
             ae_title=r.aet(d, "ae_title", "destination", None if kind == "dimse" else ""),
             host=r.str_(d, "host", "destination", "127.0.0.1"),
-            port=r.port(d, "port", "destination", None if kind == "dimse" else 0),
+            port=r.port(
+                d, "port", "destination", None if kind == "dimse" else 0,
+                allow_zero=kind != "dimse",
+            ),
             url=r.str_(d, "url", "destination", None if kind == "dicomweb" else ""),
             calling_ae_title=r.aet(d, "calling_ae_title", "destination", scp.ae_title),
         )

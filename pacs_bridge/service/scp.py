@@ -136,7 +136,8 @@ class StorageScp:
             self._server = None
 
     def _on_requested(self, event: evt.Event) -> None:
-        calling = event.assoc.requestor.ae_title
+        primitive = event.assoc.requestor.primitive
+        calling = str(getattr(primitive, "calling_ae_title", "") or "").strip()
         allowed = self.cfg.allowed_calling_aets
         if allowed and calling not in allowed:
             log.warning("association from AE %r refused: not on the allow-list", calling)
