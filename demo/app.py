@@ -55,13 +55,14 @@ def pacs_destination() -> str:
 
 
 def warm_up() -> None:
-    """Import the analysis stack and load the weights once, off the request path."""
-    parts = cb._parts()
-    warm = getattr(__import__("imaging"), "warm_up", None) if parts.analyze else None
-    if callable(warm):
+    """Import the analysis stack and load the weights and the note's resources (knowledge
+    base, text model, case library) once, off the request path."""
+    cb._parts()
+    for module, name in (("imaging.model", "get_model"),
+                         ("imaging.notes.compose", "default_resources")):
         try:
-            warm()
-        except Exception:
+            getattr(__import__(module, fromlist=[name]), name)()
+        except Exception:  # a missing part is reported when it is used
             pass
 
 
@@ -200,6 +201,7 @@ def build_app(library_dir: str | Path | None = None, weights_dir: str | Path | N
                                              allow_preview=False, elem_id="thumbs")
                     with gr.Column(scale=5, min_width=360):
                         image = gr.Image(label="Image", type="numpy", interactive=False,
+                                         buttons=["download", "fullscreen"],
                                          height=460, elem_id="main-image")
                         caption = gr.Markdown(elem_id="caption")
                         slice_no = gr.Slider(1, 2, value=1, step=1, label="Slice",
@@ -211,9 +213,9 @@ def build_app(library_dir: str | Path | None = None, weights_dir: str | Path | N
                             zoom = gr.Slider(1, 4, value=1, step=0.25, label="Zoom",
                                              elem_id="zoom", scale=2)
                         with gr.Row():
-                            center = gr.Slider(-1024, 3000, value=40, label="Window level",
+                            center = gr.Slider(-1024, 3000, value=40, step=1, label="Window level",
                                                elem_id="level")
-                            width = gr.Slider(1, 4000, value=400, label="Window width",
+                            width = gr.Slider(1, 4000, value=400, step=1, label="Window width",
                                               elem_id="width")
                         with gr.Row():
                             overlay = gr.Checkbox(label="Saliency overlay", elem_id="overlay",
@@ -286,15 +288,14 @@ def build_app(library_dir: str | Path | None = None, weights_dir: str | Path | N
         gallery.select(on_gallery_select, [state], [series]).then(
             on_select, [state, series], view_outputs
         ).then(on_header, [state, series, slice_no, show_phi], [header])
-        preset.input(on_preset, [state, series, preset], [center, width]).then(
-            on_render, render_inputs, [image, caption]
-        )
+        preset.input(on_preset, [state, series, preset], [center, width])
+        # .change also fires for typed numbers and programmatic updates (presets)
         for control in (slice_no, center, width, zoom, opacity):
-            control.release(on_render, render_inputs, [image, caption],
-                            trigger_mode="always_last")
+            control.change(on_render, render_inputs, [image, caption],
+                           trigger_mode="always_last")
         for control in (invert, overlay, finding):
             control.input(on_render, render_inputs, [image, caption])
-        slice_no.release(on_header, [state, series, slice_no, show_phi], [header])
+        slice_no.change(on_header, [state, series, slice_no, show_phi], [header])
         show_phi.input(on_header, [state, series, slice_no, show_phi], [header])
         lang.input(on_language, [state, lang], [note, ddx_item, edited])
         ddx_item.change(similar.on_ddx_item, [state, ddx_item, lang, lib_state],

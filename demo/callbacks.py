@@ -286,7 +286,9 @@ def window_range(view: StackView | None) -> tuple[float, float, float]:
         return 0.0, 255.0, 512.0
     lo, hi = float(np.nanmin(view.stack.array)), float(np.nanmax(view.stack.array))
     span = max(hi - lo, 1.0)
-    return lo - 0.25 * span, hi + 0.25 * span, 2.0 * span
+    return float(np.floor(lo - 0.25 * span)), float(np.ceil(hi + 0.25 * span)), float(
+        np.ceil(2.0 * span)
+    )
 
 
 def series_analysis_for(state: ViewerState, view: StackView | None) -> SeriesAnalysis | None:
@@ -516,24 +518,22 @@ def export_files(state: ViewerState) -> list[str]:
 
 
 def _dicom_exports(state: ViewerState, out: Path, stem: str) -> dict[str, str]:
-    """DICOM SR and secondary capture through `imaging.dicom_out` when it is present."""
+    """DICOM SR (TID 1500) and secondary capture: the same objects the bridge sends back."""
     try:
-        from imaging import dicom_out
-    except Exception:
+        from imaging.pipeline import dicom_objects
+
+        objects = dicom_objects(state.study, state.analysis, state.note)
+    except Exception as exc:
+        state.messages.append(f"Could not build the DICOM SR / SC: {_readable(exc)}")
         return {}
     files: dict[str, str] = {}
-    writers = (("sr", "write_sr", "build_sr"), ("sc", "write_sc", "build_secondary_capture"))
-    for key, *names in writers:
-        fn = next((getattr(dicom_out, n) for n in names if hasattr(dicom_out, n)), None)
-        if fn is None:
-            continue
+    for key, ds in zip(("sr", "sc"), objects, strict=False):
+        path = out / f"{stem}.{key}.dcm"
         try:
-            ds = fn(state.study, state.analysis, state.note)
-            path = out / f"{stem}.{key}.dcm"
             ds.save_as(path, enforce_file_format=True)
             files[key] = str(path)
         except Exception as exc:
-            state.messages.append(f"Could not write DICOM {key.upper()}: {_readable(exc)}")
+            state.messages.append(f"Could not write the DICOM {key.upper()}: {_readable(exc)}")
     return files
 
 

@@ -122,7 +122,7 @@ def upscale_for_display(image: np.ndarray, min_side: int = 384) -> np.ndarray:
     if min(h, w) >= min_side:
         return image
     f = min_side / min(h, w)
-    return np.asarray(Image.fromarray(image).resize((round(w * f), round(h * f)), Image.NEAREST))
+    return np.asarray(Image.fromarray(image).resize((round(w * f), round(h * f)), Image.BILINEAR))
 
 
 def thumbnail(image: np.ndarray, size: int = 128) -> np.ndarray:

@@ -89,19 +89,13 @@ def on_ddx_item(state: ViewerState, item_id: str | None, lang: str, library_dir:
 
 
 def _case_library():
-    """The project's case library, if it was built (`radassist cases build`)."""
+    """The project's case library (`imaging.cases.store.default_library`), if built."""
     try:
-        from imaging import cases
+        from imaging.cases.store import default_library
+
+        return default_library()
     except Exception:
         return None
-    for name in ("default_library", "load_default", "get_library"):
-        fn = getattr(cases, name, None)
-        if callable(fn):
-            try:
-                return fn()
-            except Exception:
-                return None
-    return None
 
 
 def find_similar(state: ViewerState, library_dir: str, k: int = 8) -> tuple[list, str]:
