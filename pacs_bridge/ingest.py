@@ -14,7 +14,7 @@ import logging
 import os
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -222,12 +222,20 @@ def _read_dicom(source: str, fp: BinaryIO, head: bytes) -> tuple[Dataset, list[I
 
 
 def _uid_or_make(
-    ds: Dataset, keyword: str, entropy: list[str], source: str, found: list[IngestWarning]
+    ds: Dataset,
+    keyword: str,
+    entropy: Callable[[], list[str]],
+    source: str,
+    found: list[IngestWarning],
 ) -> str:
+    """The UID, or a deterministic stand-in (set on the dataset) when it is missing.
+
+    `entropy` is only called for a missing UID, so the common case reads one attribute.
+    """
     value = str(ds.get(keyword, "") or "").strip()
     if value:
         return value
-    value = generate_uid(entropy_srcs=["radassist missing uid", keyword, *entropy])
+    value = generate_uid(entropy_srcs=["radassist missing uid", keyword, *entropy()])
     setattr(ds, keyword, value)
     found.append(IngestWarning("missing_uid", f"{keyword} missing; generated one", source))
     return value
@@ -247,19 +255,24 @@ def _make_instance(source: str, ds: Dataset, found: list[IngestWarning]) -> Inst
             raise NotDicomError(
                 source, "a DICOMDIR is an index, not an instance", reason="dicomdir"
             )
-        group_keys = [
-            str(ds.get(k, "") or "")
-            for k in ("PatientID", "StudyDate", "StudyID", "AccessionNumber")
-        ]
-        study_uid = _uid_or_make(ds, "StudyInstanceUID", group_keys, source, found)
-        _uid_or_make(
+        study_uid = _uid_or_make(
             ds,
-            "SeriesInstanceUID",
-            [study_uid, str(ds.get("SeriesNumber", "")), str(ds.get("Modality", ""))],
+            "StudyInstanceUID",
+            lambda: [
+                str(ds.get(k, "") or "")
+                for k in ("PatientID", "StudyDate", "StudyID", "AccessionNumber")
+            ],
             source,
             found,
         )
-        sop_uid = _uid_or_make(ds, "SOPInstanceUID", [source], source, found)
+        _uid_or_make(
+            ds,
+            "SeriesInstanceUID",
+            lambda: [study_uid, str(ds.get("SeriesNumber", "")), str(ds.get("Modality", ""))],
+            source,
+            found,
+        )
+        sop_uid = _uid_or_make(ds, "SOPInstanceUID", lambda: [source], source, found)
         kind = classify(sop_class, ds)
         if not sop_class:
             found.append(IngestWarning("missing_sop_class", "SOPClassUID missing", source))

@@ -24,6 +24,7 @@ _EXTRA_NAMES: dict[str, str] = {
 }
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+SR_SUMMARY_LINES = 60  # of a report's text kept in an Instance description; render_sr has all
 
 # Names that contain "Image" or carry pixels but are not meant to be viewed as images.
 _NON_IMAGE_PIXEL_CLASSES = {"RT Dose Storage"}
@@ -97,7 +98,7 @@ def _describe_details(ds: Dataset, kind: InstanceKind, name: str) -> str:
     if kind is InstanceKind.SR:
         from pacs_bridge.sr_text import render_sr
 
-        return render_sr(ds)
+        return render_sr(ds, max_lines=SR_SUMMARY_LINES)
     if kind is InstanceKind.KOS:
         from pacs_bridge.sr_text import render_sr, sr_title
 
@@ -106,7 +107,8 @@ def _describe_details(ds: Dataset, kind: InstanceKind, name: str) -> str:
             for study in (ds.get("CurrentRequestedProcedureEvidenceSequence") or ())
             for s in (study.get("ReferencedSeriesSequence") or ())
         )
-        return f"{sr_title(ds) or 'key objects'}: {refs} referenced instance(s)\n{render_sr(ds)}"
+        text = render_sr(ds, max_lines=SR_SUMMARY_LINES)
+        return f"{sr_title(ds) or 'key objects'}: {refs} referenced instance(s)\n{text}"
     if kind is InstanceKind.SEG:
         n = _count(ds, "SegmentSequence")
         labels = _labels(ds, "SegmentSequence", "SegmentLabel")

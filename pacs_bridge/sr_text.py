@@ -87,7 +87,13 @@ def _value(item: Dataset) -> str:
     return "?"
 
 
-def _walk(items, depth: int, lines: list[str]) -> None:
+class _Enough(Exception):
+    """Raised to stop walking once the requested number of lines is reached."""
+
+
+def _walk(items, depth: int, lines: list[str], limit: int | None = None) -> None:
+    if limit is not None and len(lines) >= limit:
+        raise _Enough
     if depth > MAX_DEPTH:
         lines.append(_INDENT * depth + "… (nesting too deep, not shown)")
         return
@@ -108,9 +114,11 @@ def _walk(items, depth: int, lines: list[str]) -> None:
             line = value
         pad = _INDENT * depth
         lines.append(pad + line.rstrip().replace("\n", "\n" + pad + _INDENT))
+        if limit is not None and len(lines) >= limit:
+            raise _Enough
         children = item.get("ContentSequence")
         if children:
-            _walk(children, depth + 1, lines)
+            _walk(children, depth + 1, lines, limit)
 
 
 def sr_title(ds: Dataset) -> str:
@@ -121,8 +129,8 @@ def sr_title(ds: Dataset) -> str:
         return ""
 
 
-def render_sr(ds: Dataset) -> str:
-    """The whole report as an indented outline, title first."""
+def render_sr(ds: Dataset, max_lines: int | None = None) -> str:
+    """The report as an indented outline, title first; all of it unless `max_lines`."""
     lines: list[str] = []
     title = sr_title(ds)
     if title:
@@ -135,7 +143,10 @@ def render_sr(ds: Dataset) -> str:
     if flags:
         lines.append(f"({', '.join(flags)})")
     try:
-        _walk(ds.get("ContentSequence"), 1 if title else 0, lines)
+        _walk(ds.get("ContentSequence"), 1 if title else 0, lines, max_lines)
+    except _Enough:
+        lines = lines[:max_lines]
+        lines.append("… (more content; see the full report)")
     except Exception as exc:
         lines.append(f"? (content unreadable: {type(exc).__name__})")
     return "\n".join(lines)
