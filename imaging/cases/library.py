@@ -1,9 +1,10 @@
 """The teaching-case library: MedPix-style cases in SQLite, searched by image and history.
 
 Built once (`radassist cases build`) from a data folder's `train` split (or any split);
-loaded into memory as one float32 matrix of case image embeddings plus a TF-IDF matrix of
-the histories, so a search is two matrix products (well under 20 ms for 10,000 cases, see
-`bench/notes.py`). Text is de-identified (`deid.scrub`) before it is stored.
+loaded into memory as one float32 matrix of case image embeddings plus a TF-IDF inverted
+index of the histories, so a search is one matrix product and a few postings (well under
+20 ms for 10,000 cases, see `bench/notes.py`). Text is de-identified (`deid.scrub`) before
+it is stored.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ..ddx.knowledge_view import MODEL_REGION_OF_CATEGORY
+from ..ddx.tfidf import TfidfIndex
 from .deid import scrub
 
 SCHEMA = """
@@ -159,10 +160,7 @@ class CaseLibrary:
         self.ids = [r.case_id for r in rows]
         self.embeddings = embeddings  # (N, D) float32 or None
         self.model_version = model_version
-        self.vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True,
-                                          strip_accents="unicode", dtype=np.float32)
-        texts = [r.history or "-" for r in rows]
-        self.history_matrix = self.vectorizer.fit_transform(texts) if rows else None
+        self.history_index = TfidfIndex([r.history for r in rows], bigrams=False)
         self._position = {cid: i for i, cid in enumerate(self.ids)}
         self._priors: dict[str, dict[str, float]] = {}
 
@@ -221,9 +219,8 @@ class CaseLibrary:
             q = np.asarray(embedding, dtype=np.float32).ravel()
             if q.shape[0] == self.embeddings.shape[1]:
                 parts.append(self.embeddings @ q)
-        if history and history.strip() and self.history_matrix is not None:
-            query = self.vectorizer.transform([history])
-            parts.append(np.asarray((self.history_matrix @ query.T).toarray()).ravel())
+        if history and history.strip():
+            parts.append(self.history_index.similarity(history))
         if not parts:
             return []
         sim = np.mean(np.stack(parts), axis=0)

@@ -83,6 +83,7 @@ def stems(text: str) -> frozenset[str]:
 _GENERIC_STEMS = frozenset(_stem(w) for w in _GENERIC)
 
 
+@lru_cache(maxsize=65536)
 def split_parts(text: str) -> tuple[str, ...]:
     """Rule 1: the separate statements inside one free-text diagnosis or differential."""
     asides = re.findall(r"\(([^()]*)\)", text)
@@ -97,6 +98,7 @@ def split_parts(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(parts))
 
 
+@lru_cache(maxsize=262144)
 def name_matches_part(name: str, part: str) -> bool:
     """Rule 3 (and the abbreviation case of rule 4) for one name and one part."""
     compact = normalise(name).replace(" ", "")

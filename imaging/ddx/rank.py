@@ -25,8 +25,6 @@ deterministic: ties break by entry id.
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -121,14 +119,38 @@ class Scored:
     similar_cases: tuple[SimilarCase, ...]
 
 
-def _phrase_in(phrase: str, text_norm: str) -> bool:
-    p = matcher.normalise(phrase)
-    return bool(p) and re.search(rf"\b{re.escape(p)}\b", text_norm) is not None
+def _padded(text: str) -> str:
+    return f" {matcher.normalise(text)} "
 
 
-def _age_penalty(age: float, lo: float, hi: float) -> float:
-    distance = lo - age if age < lo else age - hi if age > hi else 0.0
-    return min(distance / 15.0, 2.0)
+@dataclass(frozen=True)
+class _Prepared:
+    """Per knowledge view, computed once: what scoring needs as arrays and phrases."""
+
+    keywords: tuple[tuple[tuple[str, str], ...], ...]  # per entry: (phrase, padded norm)
+    names: tuple[tuple[str, ...], ...]  # per entry: padded normalised names (> 3 chars)
+    age_lo: np.ndarray
+    age_hi: np.ndarray
+    sex: tuple[str, ...]
+
+
+_PREPARED: dict[str, _Prepared] = {}
+
+
+def _prepare(view: KnowledgeView) -> _Prepared:
+    prepared = _PREPARED.get(view.knowledge_hash)
+    if prepared is None:
+        entries = view.entries
+        prepared = _Prepared(
+            keywords=tuple(tuple((k, _padded(k)) for k in e.history_keywords if k.strip())
+                           for e in entries),
+            names=tuple(tuple(_padded(n) for n in e.all_names if len(n) > 3) for e in entries),
+            age_lo=np.array([e.age_range[0] if e.age_range else -np.inf for e in entries]),
+            age_hi=np.array([e.age_range[1] if e.age_range else np.inf for e in entries]),
+            sex=tuple(e.sex for e in entries),
+        )
+        _PREPARED[view.knowledge_hash] = prepared
+    return prepared
 
 
 def rank(
@@ -141,21 +163,20 @@ def rank(
     case_prior: dict[str, float] | None = None,
     weights: Weights = DEFAULT_WEIGHTS,
     history_embedding: np.ndarray | None = None,
+    n_evidence: int = 10,
 ) -> list[Scored]:
-    """All entries, best first (see the module docstring for the terms)."""
+    """All entries, best first; evidence sentences for the first `n_evidence` only."""
     entries = view.entries
     n = len(entries)
     if n == 0:
         return []
     context = context or ClinicalContext()
     w = weights
+    prep = _prepare(view)
     score = np.zeros(n, dtype=np.float64)
-    support: list[list[Text]] = [[] for _ in range(n)]
-    against: list[list[Text]] = [[] for _ in range(n)]
-    support_codes: list[list[str]] = [[] for _ in range(n)]
-    against_codes: list[list[str]] = [[] for _ in range(n)]
 
     # image <-> entry features in the joint space
+    image_cos = None
     text_matrix = None
     if model is not None and evidence.embedding is not None:
         try:
@@ -163,72 +184,46 @@ def rank(
         except Exception:  # noqa: BLE001 - a text tower failure only drops this term
             text_matrix = None
         if text_matrix is not None and text_matrix.shape[1] == evidence.embedding.shape[0]:
-            cos = text_matrix @ evidence.embedding.astype(np.float32)
-            z = (cos - cos.mean()) / max(float(cos.std()), 1e-6)
-            score += w.image * z
-            for i in np.argsort(-z, kind="stable")[: max(10, n // 10)]:
-                support[i].append(t("ev.image_text", value=float(cos[i])))
+            image_cos = text_matrix @ evidence.embedding.astype(np.float32)
+            score += w.image * (image_cos - image_cos.mean()) / max(float(image_cos.std()), 1e-6)
         else:
             text_matrix = None
 
     # region and modality fit
     fit = evidence.knowledge_region_fit
+    region_p = np.zeros(n)
     if fit:
-        for i, e in enumerate(entries):
-            p = max((fit.get(r, 0.0) for r in e.regions), default=0.0)
-            score[i] += w.region * math.log(p + 0.02)
-            best = max(e.regions, key=lambda r: (fit.get(r, 0.0), r)) if e.regions else None
-            if best is not None:
-                label = region_label(best)
-                if p >= 0.5:
-                    support[i].append(tt("ev.region", region=label))
-                    support_codes[i].append(f"region:{best}")
-                elif p < 0.2:
-                    against[i].append(tt("ev.region_no", region=label))
-    if evidence.modality:
-        modality = evidence.modality
-        for i, e in enumerate(entries):
-            if not e.modalities:
-                continue
-            if modality in e.modalities:
-                support[i].append(t("ev.modality", modality=modality))
-                support_codes[i].append(f"modality:{modality}")
-            else:
-                score[i] -= w.modality
-                against[i].append(t("ev.modality_no", modality=modality))
-                against_codes[i].append(f"modality:{modality}")
+        region_p = np.array([max((fit.get(r, 0.0) for r in e.regions), default=0.0)
+                             for e in entries])
+        score += w.region * np.log(region_p + 0.02)
+    modality = evidence.modality
+    if modality:
+        score -= w.modality * np.array([bool(e.modalities) and modality not in e.modalities
+                                        for e in entries], dtype=np.float64)
 
     # observations the entry names as supporting (findings especially)
+    finding_terms: list[list[tuple[str, float, str]]] = [[] for _ in range(n)]
     for i, e in enumerate(entries):
         for code in e.supported_by:
-            if not code.startswith("finding:") or code not in evidence.observations:
-                continue
-            p, label = evidence.observations[code]
-            text = observation_label(code, label)
-            score[i] += w.finding * (p - 0.5)
-            if p >= 0.5:
-                support[i].append(tt("ev.finding", label=text, probability=p))
-                support_codes[i].append(code)
-            elif p < 0.3:
-                against[i].append(tt("ev.finding_low", label=text, probability=p))
-                against_codes[i].append(code)
+            if code.startswith("finding:") and code in evidence.observations:
+                p, label = evidence.observations[code]
+                score[i] += w.finding * (p - 0.5)
+                finding_terms[i].append((code, p, label))
 
     # clinical history
     history = (context.history or "").strip()
+    tfidf = np.zeros(n, dtype=np.float32)
+    keyword_hits: list[list[str]] = [[] for _ in range(n)]
     if history:
-        sim = history_index(view).similarity(history)
-        if sim.size == n:
-            score += w.history_tfidf * sim
-            for i in np.argsort(-sim, kind="stable")[:10]:
-                if sim[i] > 0.1:
-                    support[i].append(t("ev.history_similar"))
-        norm = matcher.normalise(history)
-        for i, e in enumerate(entries):
-            hits = sorted({k for k in e.history_keywords if _phrase_in(k, norm)})
+        tfidf = history_index(view).similarity(history)
+        score += w.history_tfidf * tfidf
+        norm = _padded(history)
+        for i in range(n):
+            hits = sorted({k for k, padded in prep.keywords[i] if padded in norm})
             if hits:
+                keyword_hits[i] = hits
                 score[i] += w.history_keyword * min(len(hits), 3)
-                support[i].append(t("ev.history", words=", ".join(hits[:4])))
-            if any(_phrase_in(name, norm) for name in e.all_names if len(name) > 3):
+            if any(padded in norm for padded in prep.names[i]):
                 score[i] += w.history_name
         if history_embedding is not None and text_matrix is not None:
             if text_matrix.shape[1] == history_embedding.shape[0]:
@@ -236,45 +231,86 @@ def rank(
                 score += w.history_embed * (cos - cos.mean()) / max(float(cos.std()), 1e-6)
 
     # age and sex
-    for i, e in enumerate(entries):
-        if context.age is not None and e.age_range is not None:
-            lo, hi = e.age_range
-            penalty = _age_penalty(float(context.age), lo, hi)
-            if penalty > 0:
-                score[i] -= w.age * penalty
-                against[i].append(t("ev.age_out", age=context.age, lo=int(lo), hi=int(hi)))
-            else:
-                support[i].append(t("ev.age_in", age=context.age, lo=int(lo), hi=int(hi)))
-        if context.sex in ("F", "M") and e.sex in ("F", "M") and e.sex != context.sex:
-            score[i] -= w.sex
-            against[i].append(tt("ev.sex_no", sex=Text(*_sex_words(e.sex))))
+    if context.age is not None:
+        age = float(context.age)
+        distance = np.maximum(prep.age_lo - age, 0) + np.maximum(age - prep.age_hi, 0)
+        score -= w.age * np.minimum(np.nan_to_num(distance / 15.0), 2.0)
+    if context.sex in ("F", "M"):
+        score -= w.sex * np.array([s in ("F", "M") and s != context.sex for s in prep.sex],
+                                  dtype=np.float64)
 
     # similar teaching cases and the library prior
-    cases_of: list[list[SimilarCase]] = [[] for _ in range(n)]
+    cases_of: dict[int, list[SimilarCase]] = {}
     if similar_cases:
         for i, e in enumerate(entries):
-            names = e.all_names
-            for case in similar_cases:
-                if matcher.matches(case.diagnosis, names):
-                    cases_of[i].append(case)
-            if cases_of[i]:
-                score[i] += w.cases * sum(max(c.similarity, 0.0) for c in cases_of[i])
-                support[i].append(t("ev.cases", n=len(cases_of[i])))
+            matched = [c for c in similar_cases if matcher.matches(c.diagnosis, e.all_names)]
+            if matched:
+                cases_of[i] = matched
+                score[i] += w.cases * sum(max(c.similarity, 0.0) for c in matched)
     if case_prior:
-        for i, e in enumerate(entries):
-            score[i] += w.prior * math.log1p(case_prior.get(e.id, 0.0))
+        score += w.prior * np.log1p(np.array([case_prior.get(e.id, 0.0) for e in entries]))
 
-    order = sorted(range(n), key=lambda i: (-round(float(score[i]), 9), entries[i].id))
-    return [
-        Scored(
-            entry=entries[i], score=round(float(score[i]), 6),
-            supporting=tuple(dict.fromkeys(support[i])), against=tuple(dict.fromkeys(against[i])),
-            supporting_codes=tuple(dict.fromkeys(support_codes[i])),
-            against_codes=tuple(dict.fromkeys(against_codes[i])),
-            similar_cases=tuple(cases_of[i]),
-        )
-        for i in order
-    ]
+    rounded = np.round(score, 9)
+    order = sorted(range(n), key=lambda i: (-rounded[i], entries[i].id))
+    image_top = set()
+    if image_cos is not None:
+        image_top = set(np.argsort(-image_cos, kind="stable")[: max(10, n // 10)].tolist())
+    tfidf_top = set(np.argsort(-tfidf, kind="stable")[:10].tolist()) if history else set()
+
+    out = []
+    for position, i in enumerate(order):
+        e = entries[i]
+        support: list[Text] = []
+        against: list[Text] = []
+        s_codes: list[str] = []
+        a_codes: list[str] = []
+        if position < n_evidence:
+            if i in image_top:
+                support.append(t("ev.image_text", value=float(image_cos[i])))
+            if fit and e.regions:
+                best = max(e.regions, key=lambda r: (fit.get(r, 0.0), r))
+                label = region_label(best)
+                if region_p[i] >= 0.5:
+                    support.append(tt("ev.region", region=label))
+                    s_codes.append(f"region:{best}")
+                elif region_p[i] < 0.2:
+                    against.append(tt("ev.region_no", region=label))
+            if modality and e.modalities:
+                if modality in e.modalities:
+                    support.append(t("ev.modality", modality=modality))
+                    s_codes.append(f"modality:{modality}")
+                else:
+                    against.append(t("ev.modality_no", modality=modality))
+                    a_codes.append(f"modality:{modality}")
+            for code, p, label_en in finding_terms[i]:
+                text = observation_label(code, label_en)
+                if p >= 0.5:
+                    support.append(tt("ev.finding", label=text, probability=p))
+                    s_codes.append(code)
+                elif p < 0.3:
+                    against.append(tt("ev.finding_low", label=text, probability=p))
+                    a_codes.append(code)
+            if i in tfidf_top and tfidf[i] > 0.1:
+                support.append(t("ev.history_similar"))
+            if keyword_hits[i]:
+                support.append(t("ev.history", words=", ".join(keyword_hits[i][:4])))
+            if context.age is not None and e.age_range is not None:
+                lo, hi = e.age_range
+                key = "ev.age_in" if lo <= context.age <= hi else "ev.age_out"
+                (support if key == "ev.age_in" else against).append(
+                    t(key, age=context.age, lo=int(lo), hi=int(hi)))
+            if context.sex in ("F", "M") and e.sex in ("F", "M") and e.sex != context.sex:
+                against.append(tt("ev.sex_no", sex=Text(*_sex_words(e.sex))))
+            if i in cases_of:
+                support.append(t("ev.cases", n=len(cases_of[i])))
+        out.append(Scored(
+            entry=e, score=round(float(score[i]), 6),
+            supporting=tuple(dict.fromkeys(support)), against=tuple(dict.fromkeys(against)),
+            supporting_codes=tuple(dict.fromkeys(s_codes)),
+            against_codes=tuple(dict.fromkeys(a_codes)),
+            similar_cases=tuple(cases_of.get(i, ())),
+        ))
+    return out
 
 
 def _sex_words(sex: str) -> tuple[str, str]:

@@ -15,9 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from .knowledge_view import Entry, KnowledgeView
+from .tfidf import TfidfIndex
 
 
 def cache_dir() -> Path:
@@ -80,18 +80,10 @@ class HistoryIndex:
     """TF-IDF over the entries' names, synonyms, history keywords and features."""
 
     def __init__(self, view: KnowledgeView) -> None:
-        docs = [entry_document(e) for e in view.entries]
-        self.vectorizer = TfidfVectorizer(
-            stop_words="english", sublinear_tf=True, ngram_range=(1, 2), min_df=1,
-            strip_accents="unicode", dtype=np.float32,
-        )
-        self.matrix = self.vectorizer.fit_transform(docs) if docs else None
+        self.index = TfidfIndex([entry_document(e) for e in view.entries])
 
     def similarity(self, text: str) -> np.ndarray:
-        if self.matrix is None or not text.strip():
-            return np.zeros(0 if self.matrix is None else self.matrix.shape[0], np.float32)
-        query = self.vectorizer.transform([text])
-        return np.asarray((self.matrix @ query.T).toarray()).ravel().astype(np.float32)
+        return self.index.similarity(text)
 
 
 @lru_cache(maxsize=4)
