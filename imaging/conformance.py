@@ -10,7 +10,9 @@ Compressed files that have an uncompressed twin are then compared with it, in ph
 units (after the Modality LUT):
 
 - NEMA WG04: `nema-wg04/<FAMILY>/<NAME>_<FAMILY>` against `nema-wg04/REF/<NAME>_UNC`;
-- dcm_qa_ts: `dcm_qa_ts/<k>.dcm` (k = 2..9) against `dcm_qa_ts/1.dcm`.
+- dcm_qa_ts: `dcm_qa_ts/<k>.dcm` (k = 2..9) against `dcm_qa_ts/1.dcm`;
+- `KNOWN_TWINS`: encodings of one image that pydicom, pylibjpeg and dicomParser ship
+  side by side (big endian, RLE, JPEG-LS, JPEG 2000, deflate variants of one file).
 
 Tolerances (`LOSSY_MIN_PSNR_DB` and the JPEG-LS rule) are stated here and printed in the
 report: lossless transfer syntaxes must match exactly; JPEG-LS near-lossless within the
@@ -112,6 +114,13 @@ class Report:
             "equivalence_lossless": sum(p.lossless for p in self.pairs),
             "equivalence_lossy": sum(not p.lossless for p in self.pairs),
             "equivalence_tolerance": TOLERANCE_TEXT,
+            "equivalence_by_family": {
+                fam: {
+                    "pairs": sum(p.family == fam for p in self.pairs),
+                    "failures": sum(p.family == fam and not p.passed for p in self.pairs),
+                }
+                for fam in sorted({p.family for p in self.pairs})
+            },
             "crash_files": [f"{f.path}: {f.reason}: {f.message}" for f in crashes],
         }
 
@@ -215,6 +224,49 @@ def check_file(path: Path, keep: Callable[[Path], bool] = lambda p: False):
 
 # ---------------------------------------------------------------------------- equivalence pairs
 
+# (folder name, file name) -> its uncompressed twin, relative to that folder
+KNOWN_TWINS: dict[tuple[str, str], str] = {
+    **{
+        ("pydicom-data", f"emri_small_{v}.dcm"): "emri_small.dcm"
+        for v in ("RLE", "big_endian", "jpeg_2k_lossless", "jpeg_ls_lossless")
+    },
+    **{("pydicom-data", f"liver_{v}.dcm"): "liver.dcm" for v in ("expb", "deflate", "rle", "j2k")},
+    **{
+        ("pydicom-data", f"liver_nonbyte_aligned_{v}.dcm"): "liver_nonbyte_aligned.dcm"
+        for v in ("deflate", "rle", "j2k")
+    },
+    ("pydicom-data", "OBXXXX1A_expb.dcm"): "OBXXXX1A.dcm",
+    ("pydicom-data", "OBXXXX1A_rle.dcm"): "OBXXXX1A.dcm",
+    ("pydicom-data", "OBXXXX1A_expb_2frame.dcm"): "OBXXXX1A_2frame.dcm",
+    ("pydicom-data", "OBXXXX1A_rle_2frame.dcm"): "OBXXXX1A_2frame.dcm",
+    **{
+        ("pydicom-data", f"SC_rgb_expb{v}.dcm"): f"SC_rgb{v}.dcm"
+        for v in ("", "_2frame", "_16bit", "_16bit_2frame", "_32bit", "_32bit_2frame")
+    },
+    ("pydicom-data", "gdcm-US-ALOKA-16_big.dcm"): "gdcm-US-ALOKA-16.dcm",
+    ("pydicom-data", "693_J2KR.dcm"): "693_UNCR.dcm",
+    **{
+        ("test_files", f"MR_small_{v}.dcm"): "MR_small.dcm"
+        for v in ("RLE", "bigendian", "expb", "implicit", "jp2klossless", "jpeg_ls_lossless")
+    },
+    **{("test_files", f"rtdose_{v}.dcm"): "rtdose.dcm" for v in ("expb", "rle")},
+    **{("test_files", f"rtdose_{v}_1frame.dcm"): "rtdose_1frame.dcm" for v in ("expb", "rle")},
+    ("test_files", "SC_rgb_small_odd_big_endian.dcm"): "SC_rgb_small_odd.dcm",
+    ("test_files", "SC_rgb_small_odd_jpeg.dcm"): "SC_rgb_small_odd.dcm",
+    **{
+        ("dicomParser", f"CT1_UNC.{v}.dcm"): "CT1_UNC.explicit_little_endian.dcm"
+        for v in ("explicit_big_endian", "implicit_little_endian")
+    },
+    **{
+        ("single-frame", f"CT1_UNC.{v}.80.dcm"): "../../CT1_UNC.explicit_little_endian.dcm"
+        for v in (
+            "fragmented_bot_jpeg_ls",
+            "fragmented_no_bot_jpeg_ls",
+            "not_fragmented_bot_jpeg_ls",
+        )
+    },
+}
+
 _NEMA = re.compile(r"^(?P<name>.+)_(?P<family>[A-Z0-9]+)$")
 
 
@@ -227,6 +279,9 @@ def twin_of(path: Path) -> tuple[str, Path] | None:
             return f"nema-wg04/{parent.name}", parent.parent / "REF" / f"{match['name']}_UNC"
     if parent.name == "dcm_qa_ts" and path.name != "1.dcm" and re.fullmatch(r"\d+\.dcm", path.name):
         return "dcm_qa_ts", parent / "1.dcm"
+    twin = KNOWN_TWINS.get((parent.name, path.name))
+    if twin is not None:
+        return parent.name, Path(os.path.normpath(parent / twin))
     return None
 
 

@@ -24,9 +24,14 @@ def test_full_corpus_and_pydicom_files(dicom_dir: Path, capsys):
     assert summary["files"] > 700  # the 597 corpus files plus pydicom's test files
     assert sum(summary["rejected_by_reason"].values()) == summary["rejected"]
     assert all(reason for reason in summary["rejected_by_reason"])
-    # every NEMA WG04 variant and the 8 dcm_qa_ts variants were compared
-    assert summary["equivalence_pairs"] >= 54
-    assert summary["equivalence_lossless"] >= 37
+    # every NEMA WG04 variant and the 8 dcm_qa_ts variants were compared (and more twins)
+    families = summary["equivalence_by_family"]
+    expected = {"J2KR": 8, "JPLL": 6, "JLSL": 7, "RLE": 9, "J2KI": 7, "JPLY": 4, "JLSN": 6}
+    for family, n in expected.items():
+        assert families[f"nema-wg04/{family}"] == {"pairs": n, "failures": 0}
+    assert families["dcm_qa_ts"] == {"pairs": 8, "failures": 0}
+    assert summary["equivalence_pairs"] >= 90
+    assert summary["equivalence_lossless"] >= 70
     assert code == 0
     # the readable table went to stderr, so stdout is one JSON document
     assert "equivalence failures" in captured.err and "rejected by reason" in captured.err

@@ -138,12 +138,30 @@ def test_truncated_pixel_data_is_a_typed_error_naming_the_file():
     assert "MR_truncated.dcm" in str(info.value)
 
 
-def test_unsupported_transfer_syntax_is_a_typed_error(conformance: Path):
-    path = conformance / "pydicom-data/liver_deflate.dcm"
+def test_unsupported_transfer_syntax_is_a_typed_error():
+    ds = _read(PYDICOM_FILES / "MR_small.dcm")
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG2: no decoder exists
     with pytest.raises(PixelDataError) as info:
-        instance_frames(_read(path), str(path))
+        instance_frames(ds, "mpeg.dcm")
     assert info.value.reason == "unsupported_transfer_syntax"
-    assert "liver_deflate.dcm" in str(info.value)
+    assert "mpeg.dcm" in str(info.value) and "MPEG2" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("variant", "reference"),
+    [
+        ("liver_deflate.dcm", "liver.dcm"),  # Deflated Image Frame Compression (2024)
+        ("liver_nonbyte_aligned_deflate.dcm", "liver_nonbyte_aligned.dcm"),
+        ("liver_rle.dcm", "liver.dcm"),  # RLE of 1-bit data
+        ("liver_nonbyte_aligned_rle.dcm", "liver_nonbyte_aligned.dcm"),
+    ],
+)
+def test_framewise_syntaxes_pydicom_lacks(conformance: Path, variant: str, reference: str):
+    got = instance_frames(_read(conformance / "pydicom-data" / variant))
+    want = instance_frames(_read(conformance / "pydicom-data" / reference))
+    assert got.shape == want.shape == (3, *want.shape[1:])
+    np.testing.assert_array_equal(got, want)
+    assert 0 < want.sum() < want.size  # a real binary mask, not all zeros
 
 
 def test_no_pixel_data_is_a_typed_error():

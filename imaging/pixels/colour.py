@@ -12,15 +12,31 @@ from pydicom.pixels import apply_color_lut, convert_color_space
 
 from pacs_bridge.errors import PixelDataError
 
-from .decode import BAD_HEADER
+from .decode import BAD_HEADER, transfer_syntax_of
 
 _YBR = ("YBR_FULL", "YBR_FULL_422")
+
+
+def _big_endian_palette(stored: np.ndarray, ds: Dataset) -> np.ndarray:
+    """pydicom 3.0 reads OW palette data in machine byte order; big endian files need swapping."""
+    out = np.empty((*stored.shape, 3), dtype=np.uint16)
+    for i, colour in enumerate(("Red", "Green", "Blue")):
+        count, first, _ = (int(v) for v in ds[f"{colour}PaletteColorLookupTableDescriptor"].value)
+        count = count or 65536
+        data = bytes(ds[f"{colour}PaletteColorLookupTableData"].value)
+        lut = np.frombuffer(data, dtype=">u2" if len(data) >= 2 * count else "u1")[:count]
+        out[..., i] = lut[np.clip(stored.astype(np.int64) - first, 0, len(lut) - 1)]
+    return out
 
 
 def palette_to_rgb(stored: np.ndarray, ds: Dataset, source: str) -> np.ndarray:
     """(frames, rows, cols) indices -> (frames, rows, cols, 3) float32 (LUT units, 8 or 16 bit)."""
     try:
-        rgb = apply_color_lut(stored, ds)
+        big_endian = str(transfer_syntax_of(ds)) == "1.2.840.10008.1.2.2"
+        if big_endian and "RedPaletteColorLookupTableData" in ds:
+            rgb = _big_endian_palette(stored, ds)
+        else:
+            rgb = apply_color_lut(stored, ds)
     except Exception as exc:  # missing/ill-formed LUT descriptors
         raise PixelDataError(
             source, f"palette colour lookup tables are unusable: {exc}", reason=BAD_HEADER

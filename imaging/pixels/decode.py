@@ -8,22 +8,27 @@ so that one bad file is reported instead of aborting a study.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.pixels import get_decoder
+from pydicom.pixels.decoders.rle import _rle_decode_segment  # pydicom is pinned (3.0.2)
 from pydicom.pixels.utils import as_pixel_options
 from pydicom.uid import (
     UID,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    RLELossless,
 )
 
 from pacs_bridge.errors import PixelDataError
 
+DEFLATED_IMAGE_FRAME = UID("1.2.840.10008.1.2.8.1")  # 2024; pydicom 3.0 has no decoder
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # PixelData, FloatPixelData, DoubleFloat...
 
 # Reason codes of PixelDataError raised here (stable; counted by `radassist ingest-check`).
@@ -68,6 +73,10 @@ def decode(ds: Dataset, source: str) -> Decoded:
     if not has_pixel_data(ds):
         raise PixelDataError(source, "the object has no pixel data", reason=NO_PIXEL_DATA)
     tsyntax = transfer_syntax_of(ds)
+    if tsyntax == DEFLATED_IMAGE_FRAME or (
+        tsyntax == RLELossless and int(ds.get("BitsAllocated", 0) or 0) == 1
+    ):
+        return _decode_framewise(ds, source, tsyntax)
     try:
         decoder = get_decoder(tsyntax)
     except NotImplementedError:
@@ -187,6 +196,43 @@ def _repaired_jpeg(ds: Dataset, tsyntax: UID, opts: dict) -> Dataset | None:
     out["PixelData"].VR = "OB"
     out["PixelData"].is_undefined_length = True
     return out
+
+
+def _native_frame(ds: Dataset, data: bytes, opts: dict) -> np.ndarray:
+    """One frame of native (uncompressed little endian) bytes through pydicom's own decoder."""
+    frame_opts = dict(opts, number_of_frames=1, pixel_keyword="PixelData")
+    arr, _ = get_decoder(ExplicitVRLittleEndian).as_array(data, **frame_opts)
+    return arr
+
+
+def _decode_framewise(ds: Dataset, source: str, tsyntax: UID) -> Decoded:
+    """Encapsulated frames whose payload is native pixel data once unwrapped.
+
+    Deflated Image Frame Compression (each frame deflated; new in 2024, unknown to pydicom
+    3.0) and RLE of 1-bit data (a single segment of packed bits, which pydicom refuses).
+    """
+    try:
+        opts = as_pixel_options(ds)
+        frames = []
+        for frame in generate_frames(ds.PixelData, number_of_frames=opts["number_of_frames"]):
+            if tsyntax == DEFLATED_IMAGE_FRAME:
+                try:
+                    data = zlib.decompress(frame, -15)  # raw deflate (RFC 1951)
+                except zlib.error:
+                    data = zlib.decompress(frame)  # tolerate a zlib wrapper
+            else:
+                segments = struct.unpack("<L", frame[:4])[0]
+                if segments != 1:
+                    raise ValueError(f"1-bit RLE needs 1 segment, found {segments}")
+                start = struct.unpack("<L", frame[4:8])[0]
+                data = bytes(_rle_decode_segment(frame[start:]))
+            frames.append(_native_frame(ds, data, opts))
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise _translate(exc, source, tsyntax) from exc
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    return Decoded(np.stack(frames), photometric, tsyntax)
 
 
 def _translate(exc: Exception, source: str, tsyntax: UID) -> PixelDataError:
