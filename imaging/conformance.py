@@ -423,12 +423,14 @@ def format_table(report: Report, details: bool = False) -> str:
     lines += [f"  {reason:<30}{n:>5}" for reason, n in s["rejected_by_reason"].items()] or ["  -"]
     if report.pairs:
         lines += ["", f"equivalence ({TOLERANCE_TEXT}):"]
-        lines.append(f"  {'family':<18}{'file':<22}{'max|err|':>10}{'PSNR dB':>9}  rule")
+        fw = max(len(p.family) for p in report.pairs) + 2
+        nw = max(len(Path(p.compressed).name) for p in report.pairs) + 2
+        lines.append(f"  {'family':<{fw}}{'file':<{nw}}{'max|err|':>10}{'PSNR dB':>9}  rule")
         for p in report.pairs:
             mark = "ok  " if p.passed else "FAIL"
             psnr = "inf" if math.isinf(p.psnr_db) and p.psnr_db > 0 else f"{p.psnr_db:.1f}"
             lines.append(
-                f"  {p.family:<18}{Path(p.compressed).name:<22}{p.max_abs_error:>10.4g}"
+                f"  {p.family:<{fw}}{Path(p.compressed).name:<{nw}}{p.max_abs_error:>10.4g}"
                 f"{psnr:>9}  {p.rule} {mark}{(' ' + p.note) if p.note else ''}"
             )
     crashes = [f for f in report.files if f.status == CRASH]

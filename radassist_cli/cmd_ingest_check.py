@@ -7,6 +7,7 @@ uncompressed twin beyond the stated tolerance.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -42,6 +43,28 @@ def _pydicom_test_folder() -> Path:
     return Path(pydicom.data.__file__).parent / "test_files"
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Silence what C decoders print straight to file descriptor 2 ("Not a JPEG file", ...).
+
+    Every failure is already reported per file with its reason; the raw lines would only
+    interleave with the progress bar, which gets a private copy of the real stderr.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    terminal = os.fdopen(os.dup(saved), "w")
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield terminal
+    finally:
+        terminal.flush()
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        terminal.close()
+
+
 def run(args) -> int:
     paths = list(args.paths)
     if args.pydicom_testdata:
@@ -54,12 +77,14 @@ def run(args) -> int:
         print(f"error: not found: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
 
-    def progress(files):
-        from tqdm import tqdm
+    with _native_stderr_silenced() as terminal:
 
-        return tqdm(files, unit="file", desc="ingest-check", leave=False, file=sys.stderr)
+        def progress(files):
+            from tqdm import tqdm
 
-    report = check_corpus(paths, progress=progress)
+            return tqdm(files, unit="file", desc="ingest-check", leave=False, file=terminal)
+
+        report = check_corpus(paths, progress=progress)
     summary = report.summary()
     table = format_table(report, details=args.details)
     if args.json:

@@ -104,10 +104,15 @@ def window_presets(
 
 
 def default_window(windows: Sequence[Window], array: np.ndarray | None = None) -> Window | None:
-    """What a viewer shows first: the first header window, else a preset, else auto."""
+    """What a viewer shows first: the first header window, else a preset, else auto.
+
+    Colour arrays (last axis 3) get None: `to_display` shows them as they are.
+    """
     if windows:
         return windows[0]
-    return auto_window(array) if array is not None else None
+    if array is None or (array.ndim >= 3 and array.shape[-1] == 3):
+        return None
+    return auto_window(array)
 
 
 def to_display(
