@@ -54,7 +54,10 @@ log = logging.getLogger(__name__)  # never log dataset values: they may be PHI
 
 _HEAD = 132
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
-_OBJECT_KEYWORDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", *_PIXEL_KEYWORDS)
+# SOPClassUID, SOPInstanceUID, StudyInstanceUID, PixelData, FloatPixelData, DoubleFloatPixelData
+# (as tags: membership by int skips pydicom's keyword lookup, which is per-file overhead).
+_OBJECT_TAGS = (0x00080016, 0x00080018, 0x0020000D, 0x7FE00010, 0x7FE00008, 0x7FE00009)
+_DIRECTORY_RECORD_SEQUENCE = 0x00041220
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 # Groups a dataset without preamble or file meta plausibly starts with.
 _FIRST_GROUPS = {0x0000, 0x0002, 0x0004, 0x0008, 0x0010, 0x0018, 0x0020, 0x0028}
@@ -156,22 +159,39 @@ def expected_pixel_bytes(ds: Dataset) -> int | None:
 
 
 def check_pixel_length(source: str, ds: Dataset) -> None:
-    """Raise `CorruptFileError` (reason "truncated") if native pixel data is too short."""
+    """Raise `CorruptFileError` (reason "truncated") if native pixel data is too short.
+
+    Encapsulated (compressed) pixel data is recognised by its transfer syntax or, for a
+    dataset received without file meta, by its undefined length; its frames are only
+    checked to be present, since their sizes are unknowable without decoding.
+    """
     keyword = next((k for k in _PIXEL_KEYWORDS if k in ds), None)
     if keyword is None:
         return
+    elem = ds.get_item(keyword)
+    value = elem.value if elem is not None else None
     ts = _transfer_syntax(ds)
-    if ts is not None and (not ts.is_transfer_syntax or ts.is_compressed):
-        elem = ds.get_item(keyword)
-        value = elem.value if elem is not None else None
+    undefined_length = bool(getattr(elem, "is_undefined_length", False)) or (
+        isinstance(elem, RawDataElement) and elem.length == _UNDEFINED_LENGTH
+    )
+    if ts is None:  # received without file meta: the element's length form tells
+        encapsulated = undefined_length
+    elif not ts.is_transfer_syntax or ts.is_compressed:  # unknown syntaxes: not checkable
+        encapsulated = True
+    elif undefined_length:
+        raise CorruptFileError(
+            source, f"encapsulated pixel data under native transfer syntax {ts.name}"
+        )
+    else:
+        encapsulated = False
+    if encapsulated:
         if not value:
             raise CorruptFileError(source, "compressed pixel data is empty", reason="truncated")
         return
     expected = expected_pixel_bytes(ds)
     if expected is None:
         return
-    elem = ds.get_item(keyword)
-    actual = len(elem.value) if elem is not None and elem.value is not None else 0
+    actual = len(value) if value is not None else 0
     if actual < expected:
         raise CorruptFileError(
             source,
@@ -205,7 +225,7 @@ def _read_dicom(source: str, fp: BinaryIO, head: bytes) -> tuple[Dataset, list[I
             )
     if len(ds) == 0:
         raise NotDicomError(source, "no DICOM data elements found")
-    if not has_preamble and not any(k in ds for k in _OBJECT_KEYWORDS):
+    if not has_preamble and not any(t in ds for t in _OBJECT_TAGS):
         raise NotDicomError(source, "no DICOM preamble and no SOP, study or pixel attributes")
     if not has_preamble:
         found.append(
@@ -244,10 +264,10 @@ def _uid_or_make(
 def _make_instance(source: str, ds: Dataset, found: list[IngestWarning]) -> Instance:
     """Validate a parsed dataset and wrap it; raises typed errors."""
     try:
-        if not any(k in ds for k in _OBJECT_KEYWORDS):
+        if not any(t in ds for t in _OBJECT_TAGS):
             raise NotDicomError(source, "no SOP, study or pixel attributes: not a DICOM object")
+        check_pixel_length(source, ds)  # before file meta is inferred: see its docstring
         _ensure_file_meta(ds)
-        check_pixel_length(source, ds)
         sop_class = str(ds.get("SOPClassUID", "") or "").strip()
         if not sop_class:
             sop_class = str(ds.file_meta.get("MediaStorageSOPClassUID", "") or "").strip()
@@ -440,7 +460,7 @@ class _Run:
         self.limits = limits
         self.image_modality = image_modality
         self.queue: deque[Path] = deque()
-        self.seen: set[Path] = set()
+        self.seen: set[str] = set()
         self.deidentifier: Deidentifier | None = None
         if isinstance(deidentify, Deidentifier):
             self.deidentifier = deidentify
@@ -453,7 +473,7 @@ class _Run:
         self.rejections.append(Rejection(exc.source or fallback_source, exc.reason, exc.message))
 
     def enqueue(self, path: Path) -> bool:
-        key = path.resolve()
+        key = os.path.abspath(path)  # no syscalls: resolve() would cost more than the read
         if key in self.seen:
             return False
         self.seen.add(key)
@@ -610,7 +630,7 @@ class _Run:
 def _is_dicomdir(ds: Dataset) -> bool:
     meta = getattr(ds, "file_meta", None)
     sop = str(meta.get("MediaStorageSOPClassUID", "") if meta is not None else "")
-    return sop == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds
+    return sop == MEDIA_STORAGE_DIRECTORY or _DIRECTORY_RECORD_SEQUENCE in ds
 
 
 def _dicomdir_file_ids(ds: Dataset) -> Iterator[tuple[str, ...]]:

@@ -158,7 +158,7 @@ def run(args) -> int:
     result = ingest(
         args.paths,
         deidentify=args.deidentify,
-        progress=sys.stderr.isatty() or not args.json,
+        progress=True,  # tqdm on stderr, only for more than 50 files
         keep_duplicates=args.keep_duplicates,
     )
     try:

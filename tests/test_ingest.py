@@ -68,7 +68,7 @@ def test_conformance_corpus_loads_or_rejects_every_file(dicom_dir: Path) -> None
     by_name = {Path(r.source).name: r for r in result.rejections}
     # The deliberately broken files are rejected for the right reason.
     assert by_name["emri_small_jpeg_2k_lossless_too_short.dcm"].reason == "truncated"
-    assert by_name["GH1376.dcm"].reason == "truncated"  # 1.3 MB of a 9.3 MB pixel array
+    assert by_name["GH1376.dcm"].reason == "corrupt"  # 1.3 MB of a 9.3 MB array, encapsulated
     assert by_name["GH177_D_CLUNIE_CT1_IVRLE_BigEndian_undefined_length.dcm"].reason == "corrupt"
     # The fo-dicom DICOMDIR names files that were not shipped: each is reported missing.
     assert reasons["missing_file"] >= 1
@@ -132,6 +132,16 @@ def test_truncated_native_pixel_data_is_refused(tmp_path: Path) -> None:
     result = ingest([tmp_path])
     assert [r.reason for r in result.rejections] == ["truncated"]
     assert len(all_instances(result)) == 1
+
+
+def test_received_compressed_dataset_without_file_meta_is_not_truncated() -> None:
+    ds = pydicom.dcmread(bundled("JPEG2000.dcm"))
+    del ds.file_meta
+    inst = read_instance("c-store:TEST", ds)
+    assert inst.kind is InstanceKind.IMAGE
+    ds.PixelData = b""
+    with pytest.raises(CorruptFileError):
+        read_instance("c-store:TEST", ds)
 
 
 def test_header_only_dataset_without_pixels_is_not_truncated() -> None:
