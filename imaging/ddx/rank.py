@@ -55,6 +55,7 @@ class Weights:
 
 
 DEFAULT_WEIGHTS = Weights()
+TERMS = tuple(f for f in Weights.__dataclass_fields__ if f != "temperature")
 
 
 @dataclass(frozen=True)
@@ -164,8 +165,13 @@ def rank(
     weights: Weights = DEFAULT_WEIGHTS,
     history_embedding: np.ndarray | None = None,
     n_evidence: int = 10,
+    terms_out: dict[str, np.ndarray] | None = None,
 ) -> list[Scored]:
-    """All entries, best first; evidence sentences for the first `n_evidence` only."""
+    """All entries, best first; evidence sentences for the first `n_evidence` only.
+
+    `terms_out`, when given, receives each unweighted term (arrays in view order), which
+    is how the weights are tuned without re-ranking.
+    """
     entries = view.entries
     n = len(entries)
     if n == 0:
@@ -173,7 +179,7 @@ def rank(
     context = context or ClinicalContext()
     w = weights
     prep = _prepare(view)
-    score = np.zeros(n, dtype=np.float64)
+    terms = {name: np.zeros(n, dtype=np.float64) for name in TERMS}
 
     # image <-> entry features in the joint space
     image_cos = None
@@ -185,7 +191,7 @@ def rank(
             text_matrix = None
         if text_matrix is not None and text_matrix.shape[1] == evidence.embedding.shape[0]:
             image_cos = text_matrix @ evidence.embedding.astype(np.float32)
-            score += w.image * (image_cos - image_cos.mean()) / max(float(image_cos.std()), 1e-6)
+            terms["image"] += (image_cos - image_cos.mean()) / max(float(image_cos.std()), 1e-6)
         else:
             text_matrix = None
 
@@ -195,10 +201,10 @@ def rank(
     if fit:
         region_p = np.array([max((fit.get(r, 0.0) for r in e.regions), default=0.0)
                              for e in entries])
-        score += w.region * np.log(region_p + 0.02)
+        terms["region"] += np.log(region_p + 0.02)
     modality = evidence.modality
     if modality:
-        score -= w.modality * np.array([bool(e.modalities) and modality not in e.modalities
+        terms["modality"] -= np.array([bool(e.modalities) and modality not in e.modalities
                                         for e in entries], dtype=np.float64)
 
     # observations the entry names as supporting (findings especially)
@@ -207,7 +213,7 @@ def rank(
         for code in e.supported_by:
             if code.startswith("finding:") and code in evidence.observations:
                 p, label = evidence.observations[code]
-                score[i] += w.finding * (p - 0.5)
+                terms["finding"][i] += p - 0.5
                 finding_terms[i].append((code, p, label))
 
     # clinical history
@@ -216,27 +222,27 @@ def rank(
     keyword_hits: list[list[str]] = [[] for _ in range(n)]
     if history:
         tfidf = history_index(view).similarity(history)
-        score += w.history_tfidf * tfidf
+        terms["history_tfidf"] += tfidf
         norm = _padded(history)
         for i in range(n):
             hits = sorted({k for k, padded in prep.keywords[i] if padded in norm})
             if hits:
                 keyword_hits[i] = hits
-                score[i] += w.history_keyword * min(len(hits), 3)
+                terms["history_keyword"][i] += min(len(hits), 3)
             if any(padded in norm for padded in prep.names[i]):
-                score[i] += w.history_name
+                terms["history_name"][i] += 1.0
         if history_embedding is not None and text_matrix is not None:
             if text_matrix.shape[1] == history_embedding.shape[0]:
                 cos = text_matrix @ history_embedding.astype(np.float32)
-                score += w.history_embed * (cos - cos.mean()) / max(float(cos.std()), 1e-6)
+                terms["history_embed"] += (cos - cos.mean()) / max(float(cos.std()), 1e-6)
 
     # age and sex
     if context.age is not None:
         age = float(context.age)
         distance = np.maximum(prep.age_lo - age, 0) + np.maximum(age - prep.age_hi, 0)
-        score -= w.age * np.minimum(np.nan_to_num(distance / 15.0), 2.0)
+        terms["age"] -= np.minimum(np.nan_to_num(distance / 15.0), 2.0)
     if context.sex in ("F", "M"):
-        score -= w.sex * np.array([s in ("F", "M") and s != context.sex for s in prep.sex],
+        terms["sex"] -= np.array([s in ("F", "M") and s != context.sex for s in prep.sex],
                                   dtype=np.float64)
 
     # similar teaching cases and the library prior
@@ -246,10 +252,13 @@ def rank(
             matched = [c for c in similar_cases if matcher.matches(c.diagnosis, e.all_names)]
             if matched:
                 cases_of[i] = matched
-                score[i] += w.cases * sum(max(c.similarity, 0.0) for c in matched)
+                terms["cases"][i] += sum(max(c.similarity, 0.0) for c in matched)
     if case_prior:
-        score += w.prior * np.log1p(np.array([case_prior.get(e.id, 0.0) for e in entries]))
+        terms["prior"] += np.log1p(np.array([case_prior.get(e.id, 0.0) for e in entries]))
 
+    score = sum(getattr(w, name) * terms[name] for name in TERMS)
+    if terms_out is not None:
+        terms_out.update(terms)
     rounded = np.round(score, 9)
     order = sorted(range(n), key=lambda i: (-rounded[i], entries[i].id))
     image_top = set()

@@ -59,7 +59,11 @@ class Resources:
     view: KnowledgeView
     model: object | None = None  # has encode_text(list[str]) and .version, or None
     library: object | None = None  # imaging.cases.CaseLibrary or None
-    weights: ddx_rank.Weights = ddx_rank.DEFAULT_WEIGHTS
+    weights: ddx_rank.Weights | None = None  # None: the tuned defaults
+
+    @property
+    def ranking_weights(self) -> ddx_rank.Weights:
+        return self.weights or ddx_rank.DEFAULT_WEIGHTS
 
 
 def _default_model():
@@ -248,7 +252,7 @@ def compose(
     else:
         ranked = rank_for(analysis, context, res)
         shown = ranked[:MAX_ITEMS]
-        shares = ddx_rank.likelihoods(shown, len(shown), res.weights.temperature)
+        shares = ddx_rank.likelihoods(shown, len(shown), res.ranking_weights.temperature)
         key_series = max(usable, key=lambda s: (s.n_images, s.series_instance_uid))
         for rank_no, (scored, share) in enumerate(zip(shown, shares, strict=True), start=1):
             entry = scored.entry
@@ -342,7 +346,7 @@ def rank_for(analysis: Analysis, context: ClinicalContext, res: Resources) -> li
         except Exception:  # noqa: BLE001 - the history term is optional
             history_embedding = None
     return ddx_rank.rank(evidence, context, res.view, model=res.model, similar_cases=similar,
-                         case_prior=prior, weights=res.weights,
+                         case_prior=prior, weights=res.ranking_weights,
                          history_embedding=history_embedding)
 
 
