@@ -197,8 +197,9 @@ def build_app(library_dir: str | Path | None = None, weights_dir: str | Path | N
                         analyse_btn = gr.Button("Analyse again", variant="secondary")
                         messages = gr.Markdown(elem_id="messages")
                         series = gr.Dropdown(label="Series", choices=[], elem_id="series")
-                        gallery = gr.Gallery(label="Series browser", columns=3, height=200,
-                                             allow_preview=False, elem_id="thumbs")
+                        gallery = gr.Gallery(
+                            object_fit="contain", label="Series browser", columns=3,
+                            height=200, allow_preview=False, elem_id="thumbs")
                     with gr.Column(scale=5, min_width=360):
                         image = gr.Image(label="Image", type="numpy", interactive=False,
                                          buttons=["download", "fullscreen"],
@@ -262,8 +263,9 @@ def build_app(library_dir: str | Path | None = None, weights_dir: str | Path | N
                                 reject_btn = gr.Button("Reject", variant="stop")
                             review_status = gr.Markdown(elem_id="review-status")
                         similar_btn = gr.Button("Find similar cases", elem_id="find-similar")
-                        similar_gallery = gr.Gallery(label="Similar teaching cases", columns=4,
-                                                     height=180, visible=library is not None)
+                        similar_gallery = gr.Gallery(
+                            object_fit="contain", label="Similar teaching cases", columns=4,
+                            height=180, visible=library is not None)
                         similar_md = gr.Markdown()
 
             with gr.Tab("Teaching", id="teaching"):
@@ -292,9 +294,9 @@ def build_app(library_dir: str | Path | None = None, weights_dir: str | Path | N
         # .change also fires for typed numbers and programmatic updates (presets)
         for control in (slice_no, center, width, zoom, opacity):
             control.change(on_render, render_inputs, [image, caption],
-                           trigger_mode="always_last")
+                           trigger_mode="always_last", show_progress="hidden")
         for control in (invert, overlay, finding):
-            control.input(on_render, render_inputs, [image, caption])
+            control.input(on_render, render_inputs, [image, caption], show_progress="hidden")
         slice_no.change(on_header, [state, series, slice_no, show_phi], [header])
         show_phi.input(on_header, [state, series, slice_no, show_phi], [header])
         lang.input(on_language, [state, lang], [note, ddx_item, edited])

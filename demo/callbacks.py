@@ -353,6 +353,8 @@ def render_view(
     img = render.upscale_for_display(img)
     if bar:
         img = render.with_colour_bar(img)
+    if invert:
+        caption += " · inverted"
     if zoom and zoom > 1:
         caption += f" · zoom {zoom:g}×"
     return img, caption

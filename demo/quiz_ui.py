@@ -80,12 +80,12 @@ def reveal_markdown(case: TeachingCase) -> str:
 
 def score_markdown(score: QuizScore, case: TeachingCase) -> str:
     if score.rank is None:
-        verdict = "❌ The diagnosis is not in your differential"
+        verdict = "✗ The diagnosis is not in your differential"
     elif score.rank == 1:
-        verdict = "✅ hit@1 — your first item is the diagnosis"
+        verdict = "✓ hit@1 — your first item is the diagnosis"
     else:
-        verdict = f"✅ hit@5 — the diagnosis is item {score.rank} of your list" if score.hit5 \
-            else f"➖ the diagnosis is item {score.rank} (beyond the top 5)"
+        verdict = f"✓ hit@5 — the diagnosis is item {score.rank} of your list" if score.hit5 \
+            else f"– the diagnosis is item {score.rank} (beyond the top 5)"
     return f"**{verdict}** (true diagnosis: {case.diagnosis})"
 
 
@@ -156,8 +156,9 @@ def build_teaching_tab(library: TeachingLibrary | None, library_dir: str) -> Non
         quiz = gr.State(QuizState())
         with gr.Row():
             with gr.Column(scale=3):
-                q_images = gr.Gallery(label="Case images", columns=3, height=320,
-                                      elem_id="quiz-images")
+                q_images = gr.Gallery(
+                    object_fit="contain", label="Case images", columns=3, height=320,
+                    elem_id="quiz-images")
                 q_text = gr.Markdown("Press **Next case** to start.", elem_id="quiz-question")
             with gr.Column(scale=2):
                 answer = gr.Textbox(label="Your differential (most likely first)", lines=4,
@@ -173,11 +174,13 @@ def build_teaching_tab(library: TeachingLibrary | None, library_dir: str) -> Non
             note = gr.Markdown(elem_id="quiz-model-note", container=True)
         with gr.Row():
             q_similar = gr.Button("Find similar cases", elem_id="quiz-similar")
-        sim_gallery = gr.Gallery(label="Similar teaching cases", columns=4, height=180)
+        sim_gallery = gr.Gallery(
+            object_fit="contain", label="Similar teaching cases", columns=4, height=180)
         sim_md = gr.Markdown()
 
-        next_btn.click(lambda q: next_question(q, library), [quiz], [quiz, q_images, q_text]
-                       ).then(lambda: ("", "", "", ""), None, [answer, score, reveal, note])
+        # one event, so clearing the previous answer can never race the trainee's typing
+        next_btn.click(lambda q: (*next_question(q, library), "", "", "", ""), [quiz],
+                       [quiz, q_images, q_text, answer, score, reveal, note])
         submit.click(lambda q, a: submit_answer(q, library, a), [quiz, answer],
                      [quiz, reveal, score, tally]).then(_note_with_progress, [quiz, lib_dir],
                                                         [note])
@@ -197,7 +200,8 @@ def build_teaching_tab(library: TeachingLibrary | None, library_dir: str) -> Non
                              value=browse_rows(library, "any", "any", ""), interactive=False,
                              max_height=300, elem_id="browse-table")
         with gr.Row():
-            b_images = gr.Gallery(label="Images", columns=3, height=300)
+            b_images = gr.Gallery(
+                object_fit="contain", label="Images", columns=3, height=300)
             b_text = gr.Markdown()
 
         def _select(evt: gr.SelectData, rows):

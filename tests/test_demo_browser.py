@@ -1,0 +1,209 @@
+"""End-to-end: the viewer in headless Debian Chromium, driven by Playwright.
+
+The app runs in its own process on 127.0.0.1 (a free port), exactly as `radassist demo`
+starts it; screenshots go to artifacts/screenshots/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from pydicom.data import get_testdata_file
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = REPO / "artifacts" / "screenshots"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing "
+                       "(apt-get install chromium)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _analysis_available() -> bool:
+    try:
+        import imaging
+
+        return callable(getattr(imaging, "analyze", None))
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("demo")
+    port = _free_port()
+    root = Path(os.environ.get("RADASSIST_DATA", REPO.parent / "shared" / "data" / "dev"))
+    library = root.resolve() if (root / "medpix").is_dir() else None
+    env = {**os.environ, "RADASSIST_AUDIT": str(tmp / "audit.jsonl"),
+           "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(tmp / "gradio"),
+           "PYTHONPATH": str(REPO)}
+    code = (f"from demo.app import launch; launch(port={port}, "
+            f"library_dir={str(library) if library else None!r})")
+    log = (tmp / "server.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("viewer did not start:\n" + (tmp / "server.log").read_text()[-3000:])
+        time.sleep(0.5)
+    yield {"url": url, "library": library, "audit": tmp / "audit.jsonl"}
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser_context(tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,
+            args=ARGS, viewport={"width": 1600, "height": 1150},
+        )
+        ctx.set_default_timeout(30_000)
+        yield ctx
+        ctx.close()
+
+
+@pytest.fixture()
+def page(browser_context, server):
+    page = browser_context.new_page()
+    page.goto(server["url"])
+    page.wait_for_selector("#upload", timeout=60_000)
+    yield page
+    page.close()
+
+
+def _wait_text(page, selector: str, pattern: str, timeout: float = 60.0) -> str:
+    """Poll the text of `selector` until it matches the regex (Gradio updates async)."""
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        loc = page.locator(selector)
+        text = loc.first.inner_text() if loc.count() else ""
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.25)
+    raise AssertionError(f"{selector} never matched {pattern!r}; last text: {text[:400]!r}")
+
+
+def _image_src(page) -> str:
+    return page.get_attribute("#main-image img", "src") or ""
+
+
+def _wait_image_loaded(page, other_than: str = "", timeout: float = 30.0) -> None:
+    """The main image shows a new picture, fully decoded by the browser."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        src = _image_src(page)
+        if src and src != other_than and page.evaluate(
+            "() => { const i = document.querySelector('#main-image img');"
+            " return !!i && i.complete && i.naturalWidth > 0; }"
+        ):
+            return
+        time.sleep(0.2)
+    raise AssertionError("the main image never finished loading")
+
+
+def _upload(page, *paths: str) -> None:
+    page.set_input_files("#upload input[type=file]", list(paths))
+    page.wait_for_selector("#main-image img", timeout=60_000)
+
+
+def test_upload_window_level_and_invert(page):
+    _upload(page, get_testdata_file("CT_small.dcm"))
+    _wait_text(page, "#caption", r"S1 CT .*W 400 / L 40")  # soft-tissue window first
+    _wait_text(page, "#messages", r"Loaded: 1 series, 1 image")
+    first = _image_src(page)
+    # a preset from the dropdown
+    page.click("#preset input")
+    page.get_by_role("option", name="lung", exact=True).click()
+    _wait_text(page, "#caption", r"W 1500 / L -600")
+    lung = _image_src(page)
+    assert lung != first
+    # manual level typed into the slider's box
+    level = page.locator("#level input[type=number]")
+    level.fill("-300")
+    level.press("Enter")
+    _wait_text(page, "#caption", r"W 1500 / L -300")
+    assert _image_src(page) != lung
+    typed = _image_src(page)
+    page.click("#invert input[type=checkbox]")
+    _wait_text(page, "#caption", r"inverted")
+    _wait_image_loaded(page, other_than=typed)
+    page.screenshot(path=str(SHOTS / "viewer-window-level.png"), full_page=True)
+
+
+def test_bad_upload_shows_a_readable_message(page, tmp_path):
+    junk = tmp_path / "report.txt"
+    junk.write_text("not an image")
+    page.set_input_files("#upload input[type=file]", [str(junk)])
+    text = _wait_text(page, "#messages", r"report\.txt")
+    assert "not_dicom" in text and "Traceback" not in page.content()
+
+
+@pytest.mark.skipif(not _analysis_available(), reason="imaging.analyze is not available yet")
+def test_note_overlay_and_language(page, server):
+    _upload(page, get_testdata_file("CT_small.dcm"))
+    english = _wait_text(page, "#note", r"Draft imaging note", timeout=120)
+    assert "AI draft — not reviewed by a physician" in english
+    _wait_text(page, "#observations", r"modality")
+    # saliency overlay, when the model produced a map for this series
+    overlay = page.locator("#overlay input[type=checkbox]")
+    if overlay.is_enabled():
+        overlay.check()
+        _wait_text(page, "#caption", r"saliency: ")
+    page.locator("#lang label", has_text="中文").click()
+    chinese = _wait_text(page, "#note", r"影像报告草稿")
+    assert "AI 草稿" in chinese
+    page.screenshot(path=str(SHOTS / "viewer-note-zh.png"), full_page=True)
+    page.locator("#lang label", has_text="English").click()
+    _wait_text(page, "#note", r"Draft imaging note")
+
+
+def test_quiz_question_scored(page, server):
+    if server["library"] is None:
+        pytest.skip("teaching library (RADASSIST_DATA with medpix/) not present")
+    page.get_by_role("tab", name="Teaching").click()
+    page.click("#quiz-next")
+    _wait_text(page, "#quiz-question", r"History")
+    page.fill("#quiz-answer textarea", "pneumonia\nmeningioma\nlymphoma")
+    page.click("#quiz-submit")
+    _wait_text(page, "#quiz-reveal", r"Diagnosis:")
+    _wait_text(page, "#quiz-score", r"hit@1|hit@5|not in your differential")
+    _wait_text(page, "#quiz-tally", r"Session: 1 answered")
+    _wait_text(page, "#quiz-model-note", r"model's draft", timeout=120)
+    page.screenshot(path=str(SHOTS / "teaching-quiz.png"), full_page=True)
