@@ -181,7 +181,7 @@ def normalize_tokens(text: str) -> list[str]:
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     text = text.lower().replace("'s ", " ").replace("'", "").replace("\u2019", "")
     tokens = re.findall(r"[a-z0-9]+", text)
-    return [_singular(_americanise(t)) for t in tokens]
+    return [_americanise(_singular(t)) for t in tokens]
 
 
 def normalize_name(text: str) -> str:
