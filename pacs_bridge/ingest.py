@@ -560,7 +560,9 @@ class _Run:
         except OSError as exc:
             self.rejections.append(Rejection(source, "unreadable", f"cannot read file ({exc})"))
         except Exception as exc:  # last line of defence: a crash here would lose the study
-            log.exception("unexpected error reading a file")
+            log.error(
+                "unexpected %s reading a file (details withheld: may hold PHI)", type(exc).__name__
+            )
             self.rejections.append(
                 Rejection(source, "internal", f"unexpected {type(exc).__name__} while reading")
             )
@@ -605,7 +607,10 @@ class _Run:
         except RadAssistError as exc:
             self.reject(exc, source)
         except Exception as exc:
-            log.exception("unexpected error reading a zip member")
+            log.error(
+                "unexpected %s reading a zip member (details withheld: may hold PHI)",
+                type(exc).__name__,
+            )
             self.rejections.append(
                 Rejection(source, "internal", f"unexpected {type(exc).__name__} while reading")
             )
@@ -743,7 +748,9 @@ def ingest_bytes(
     except RadAssistError as exc:
         run.reject(exc, source)
     except Exception as exc:
-        log.exception("unexpected error reading an upload")
+        log.error(
+            "unexpected %s reading an upload (details withheld: may hold PHI)", type(exc).__name__
+        )
         run.rejections.append(
             Rejection(source, "internal", f"unexpected {type(exc).__name__} while reading")
         )
