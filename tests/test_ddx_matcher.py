@@ -46,3 +46,16 @@ def test_overlap_counts_human_items_we_also_list():
     human = "• Ischemia\n• Encephalitis\n• Meningitis\n• Hypertensive encephalopathy"
     ours = [["Cerebral ischemia"], ["Meningitis", "leptomeningitis"], ["Glioma"]]
     assert overlap(human, ours) == (2, 4)
+
+
+def test_name_index_agrees_with_matches():
+    from imaging.ddx.matcher import NameIndex
+
+    items = [["Cerebral infarction", "stroke"], ["Pulmonary embolism", "PE"],
+             ["liver metastasis", "hepatic metastases"], ["Pulmonary mass"], ["Meningioma"]]
+    index = NameIndex(items)
+    texts = ["Posterior Cerebral Artery Infarction", "PE", "Liver metastases, from lung cancer",
+             "Mass", "Atypical meningiomas", "Pneumatosis intestinalis"]
+    for text in texts:
+        assert index.matching(text) == {i for i, names in enumerate(items)
+                                        if matches(text, names)}, text

@@ -10,6 +10,7 @@ it is stored.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -155,7 +156,7 @@ class CaseLibrary:
     """All cases in memory; `search` by image embedding, history text, or both."""
 
     def __init__(self, rows: list[CaseRecord], embeddings: np.ndarray | None,
-                 model_version: str = "none") -> None:
+                 model_version: str = "none", source_key: str | None = None) -> None:
         self.rows = rows
         self.ids = [r.case_id for r in rows]
         self.embeddings = embeddings  # (N, D) float32 or None
@@ -163,6 +164,7 @@ class CaseLibrary:
         self.history_index = TfidfIndex([r.history for r in rows], bigrams=False)
         self._position = {cid: i for i, cid in enumerate(self.ids)}
         self._priors: dict[str, dict[str, float]] = {}
+        self.source_key = source_key  # identifies the file's content, for on-disk caches
 
     @classmethod
     def load(cls, db_path: Path) -> CaseLibrary:
@@ -182,22 +184,42 @@ class CaseLibrary:
         embeddings = None
         if vectors and all(v is not None for v in vectors):
             embeddings = np.stack(vectors).astype(np.float32)
-        return cls(rows, embeddings, meta.get("model_version", "none"))
+        stat = Path(db_path).stat()
+        source_key = hashlib.sha1(
+            f"{Path(db_path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+        return cls(rows, embeddings, meta.get("model_version", "none"), source_key[:16])
 
     def entry_prior(self, view) -> dict[str, float]:
         """How many library cases each knowledge entry matches (diagnosis via `matcher`)."""
         key = view.knowledge_hash
         cached = self._priors.get(key)
-        if cached is None:
-            from ..ddx import matcher
+        disk = None
+        if cached is None and self.source_key:
+            from ..ddx.text_space import cache_dir
 
-            cached = {}
-            for entry in view.entries:
-                names = entry.all_names
-                count = sum(1 for r in self.rows if matcher.matches(r.diagnosis, names))
-                if count:
-                    cached[entry.id] = float(count)
-            self._priors[key] = cached
+            disk = cache_dir() / f"library_prior_{self.source_key}_{key}.json"
+            if disk.is_file():
+                try:
+                    cached = json.loads(disk.read_text())
+                except (OSError, ValueError):
+                    cached = None
+        if cached is None:
+            from ..ddx.rank import name_index
+
+            index = name_index(view)
+            counts: dict[str, float] = {}
+            for r in self.rows:
+                for i in index.matching(r.diagnosis):
+                    entry_id = view.entries[i].id
+                    counts[entry_id] = counts.get(entry_id, 0.0) + 1.0
+            cached = dict(sorted(counts.items()))
+            if disk is not None:
+                try:
+                    disk.parent.mkdir(parents=True, exist_ok=True)
+                    disk.write_text(json.dumps(cached))
+                except OSError:
+                    pass  # read-only cache: recomputed next time
+        self._priors[key] = cached
         return cached
 
     def __len__(self) -> int:

@@ -136,6 +136,16 @@ class _Prepared:
 
 
 _PREPARED: dict[str, _Prepared] = {}
+_NAME_INDEX: dict[str, matcher.NameIndex] = {}
+
+
+def name_index(view: KnowledgeView) -> matcher.NameIndex:
+    """The matcher's index over every entry's name and synonyms (once per knowledge hash)."""
+    index = _NAME_INDEX.get(view.knowledge_hash)
+    if index is None:
+        index = matcher.NameIndex(e.all_names for e in view.entries)
+        _NAME_INDEX[view.knowledge_hash] = index
+    return index
 
 
 def _prepare(view: KnowledgeView) -> _Prepared:
@@ -248,11 +258,11 @@ def rank(
     # similar teaching cases and the library prior
     cases_of: dict[int, list[SimilarCase]] = {}
     if similar_cases:
-        for i, e in enumerate(entries):
-            matched = [c for c in similar_cases if matcher.matches(c.diagnosis, e.all_names)]
-            if matched:
-                cases_of[i] = matched
-                terms["cases"][i] += sum(max(c.similarity, 0.0) for c in matched)
+        index = name_index(view)
+        for case in similar_cases:
+            for i in sorted(index.matching(case.diagnosis)):
+                cases_of.setdefault(i, []).append(case)
+                terms["cases"][i] += max(case.similarity, 0.0)
     if case_prior:
         terms["prior"] += np.log1p(np.array([case_prior.get(e.id, 0.0) for e in entries]))
 
