@@ -145,8 +145,15 @@ def print_tree(result: IngestResult, out=sys.stdout) -> None:
         p(f"Rejected ({len(result.rejections)}):")
         for r in result.rejections:
             p(f"  ✗ {r.source}: {r.message} [{r.reason}]")
-    for w in result.warnings:
-        p(f"! {w.code}: {w.message}" + (f" ({w.source})" if w.source else ""))
+    by_code = Counter(w.code for w in result.warnings)
+    for code, count in sorted(by_code.items()):
+        if code == "duplicate_instance":  # already listed under its series
+            p(f"! {count} duplicate instance(s) skipped (--keep-duplicates keeps them)")
+            continue
+        for w in [w for w in result.warnings if w.code == code][:MAX_DETAIL_LINES]:
+            p(f"! {w.code}: {w.message}" + (f" ({w.source})" if w.source else ""))
+        if count > MAX_DETAIL_LINES:
+            p(f"! … {count - MAX_DETAIL_LINES} more {code} warning(s); --json lists all")
     summary = result_json(result)["summary"]
     p(
         f"{summary['studies']} studies, {summary['series']} series, "
