@@ -44,7 +44,7 @@ def time_calls(fn, runs: int) -> list[float]:
 
 def real_analysis(dicom: Path):
     try:
-        from imaging import analyze  # type: ignore[attr-defined]
+        from imaging.analyze import analyze
         from pacs_bridge.ingest import ingest
 
         study = ingest([dicom]).studies[0]

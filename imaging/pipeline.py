@@ -17,7 +17,7 @@ from .types import Analysis, ClinicalContext
 
 def analyze_and_compose(study: Study, context: ClinicalContext | None = None,
                         ) -> tuple[Analysis, Note]:
-    from . import analyze  # the model's entry point (imaging/__init__ or imaging/analysis)
+    from .analyze import analyze  # the model's entry point (imported late: torch)
 
     analysis = analyze(study, context)
     return analysis, compose(analysis, context)
