@@ -8,6 +8,7 @@ from imaging.knowledge.guidelines import (
     RULES,
     AdnexalCystFinding,
     AdrenalFinding,
+    LiverObservation,
     NoduleFinding,
     PatientContext,
     PneumoniaFinding,
@@ -202,6 +203,7 @@ SAMPLES = {
     "bosniak_2019": [RenalCystFinding("IIF"), RenalCystFinding(None)],
     "thyroid_incidental_acr2015": [ThyroidFinding(20)],
     "adnexal_simple_cyst_orads": [AdnexalCystFinding(60)],
+    "li_rads_2018": [LiverObservation(25, aphe=True, washout=True), LiverObservation(8)],
 }
 PATIENTS = [
     PatientContext(), PatientContext(age=20, sex="F", modality="XR"),

@@ -7,7 +7,7 @@ name these ids in `next_imaging[].rule`, and the schema test checks they exist.
 
 from __future__ import annotations
 
-from imaging.knowledge.guidelines import fleischner, followup, lung_rads
+from imaging.knowledge.guidelines import fleischner, followup, li_rads, lung_rads
 from imaging.knowledge.guidelines.common import PatientContext, Rule, RuleResult
 from imaging.knowledge.guidelines.fleischner import NoduleFinding
 from imaging.knowledge.guidelines.followup import (
@@ -18,16 +18,19 @@ from imaging.knowledge.guidelines.followup import (
     StrokeFinding,
     ThyroidFinding,
 )
+from imaging.knowledge.guidelines.li_rads import LiverObservation
 from imaging.knowledge.guidelines.lung_rads import ScreeningFinding
 
 RULES: dict[str, Rule] = {
-    rule.id: rule for rule in (fleischner.RULE, lung_rads.RULE, *followup.RULES_HERE)
+    rule.id: rule
+    for rule in (fleischner.RULE, lung_rads.RULE, li_rads.RULE, *followup.RULES_HERE)
 }
 
 __all__ = [
     "RULES",
     "AdnexalCystFinding",
     "AdrenalFinding",
+    "LiverObservation",
     "NoduleFinding",
     "PatientContext",
     "PneumoniaFinding",
