@@ -237,5 +237,7 @@ def test_patient_context_from_clinical_history():
     assert plain.smoker is False and plain.risk is None and not plain.known_cancer
     screen = PatientContext.from_clinical(ClinicalContext(history="lung cancer screening LDCT"))
     assert screen.screening
+    family = PatientContext.from_clinical(ClinicalContext(history="family history of cancer"))
+    assert not family.known_cancer  # a relative's cancer is not the patient's
     immuno = PatientContext.from_clinical(ClinicalContext(history="HIV, CD4 50"))
     assert immuno.immunocompromised

@@ -52,11 +52,12 @@ class PatientContext:
             smoker = False
         elif re.search(r"\b(smok\w*|pack[- ]?years?|tobacco|cigarettes?)\b", history):
             smoker = True
+        own_history = re.sub(r"\bfamily (history|hx)\b[^.;]*", " ", history)
         known_cancer = bool(
             re.search(
                 r"\b(known|history of|metastatic|treated)\b[^.]{0,40}"
                 r"\b(cancer|carcinoma|malignan\w*|lymphoma|melanoma|sarcoma)",
-                history,
+                own_history,
             )
         )
         immuno = bool(
