@@ -206,3 +206,56 @@ def test_unknown_region_file_is_reported(tmp_path):
         validate_directory(directory)
     assert any(p.startswith("thorax.json: file name must be a region code")
                for p in info.value.problems)
+
+
+# --- the knowledge covers what the data covers ----------------------------------------------
+
+MODEL_FINDINGS = ("pneumonia", "covid19", "infiltration", "atelectasis", "edema", "effusion")
+NIH_LABELS = ("consolidation", "pneumothorax", "cardiomegaly", "emphysema", "fibrosis", "mass",
+              "nodule", "pleural_thickening", "hernia")
+
+
+@pytest.mark.parametrize("finding", MODEL_FINDINGS + NIH_LABELS)
+def test_every_chest_radiograph_label_supports_some_entry(kb, finding):
+    supported = [d.id for d in kb if f"finding:{finding}" in d.supported_by]
+    assert len(supported) >= 2, finding
+
+
+@pytest.mark.parametrize("value", ["COVID-19", "SARS", "Streptococcus", "Pneumocystis",
+                                   "Klebsiella", "Legionella", "Lipoid", "Varicella", "ARDS",
+                                   "Mycoplasma", "Tuberculosis", "Chlamydophila", "MERS"])
+def test_covid_cxr_findings_have_entries(kb, value):
+    wanted = normalize_name(value)
+    assert any(wanted in normalize_name(s) for d in kb for s in (d.names.en, *d.synonyms)), value
+
+
+def test_medpix_train_diagnoses_of_my_regions_are_covered(kb, data_dir):
+    """Entries were chosen from the train split; at least 85% of its Thorax, Abdomen and
+    Reproductive/Urinary case diagnoses contain all words of some entry name or synonym."""
+    import csv
+    from collections import Counter, defaultdict
+
+    from imaging.knowledge.base import _STOPWORDS, normalize_tokens
+
+    medpix = data_dir / "medpix"
+    split = {r["U_id"]: r["split"] for r in csv.DictReader(open(medpix / "images.csv"))}
+    location: dict[str, Counter] = defaultdict(Counter)
+    for image in json.loads((medpix / "descriptions.json").read_text()):
+        location[image["U_id"]][image["Location Category"]] += 1
+    regions = {"Thorax": {"chest", "cardiovascular"}, "Abdomen": {"abdomen"},
+               "Reproductive and Urinary System": {"genitourinary"}}
+    keys = [(set(d.regions), frozenset(normalize_tokens(s)) - _STOPWORDS)
+            for d in kb for s in (d.names.en, *d.synonyms)]
+    total = covered = 0
+    for case in json.loads((medpix / "cases.json").read_text()):
+        uid = case["U_id"]
+        if split.get(uid) != "train" or not location[uid]:
+            continue
+        category = location[uid].most_common(1)[0][0]
+        if category not in regions:
+            continue
+        words = set(normalize_tokens(case["Case"].get("Case Diagnosis") or ""))
+        total += 1
+        covered += any(r & regions[category] and k and k <= words for r, k in keys)
+    assert total > 200
+    assert covered / total >= 0.85, (covered, total)
