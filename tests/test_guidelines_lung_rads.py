@@ -30,6 +30,7 @@ CELLS = [
     (F("ground_glass", 20.0, status="growing"), "2"),
     (F("ground_glass", 31.0, status="stable"), "2"),
     (F("ground_glass", 31.0, status="growing"), "2"),  # >=30 mm slowly growing
+    (F("ground_glass", 31.0, status="slow_growing"), "2"),
     (F("airway", airway_level="subsegmental", status="baseline"), "2"),
     (F("airway", airway_level="subsegmental", status="new"), "2"),
     (F("airway", airway_level="subsegmental", status="stable"), "2"),
@@ -72,6 +73,8 @@ CELLS = [
     (F("cyst", cyst_wall="thick", cyst_change="growing_wall"), "4B"),
     (F("cyst", cyst_wall="multilocular", cyst_change="growing_multilocular"), "4B"),
     (F("cyst", cyst_wall="multilocular", cyst_change="increased_loculation"), "4B"),
+    (F("solid", 6.5, status="slow_growing"), "4B"),
+    (F("part_solid", 9.0, 3.0, status="slow_growing"), "4B"),
     # category 4X
     (F("solid", 7.0, status="baseline", suspicious_features=True), "4X"),
     (F("solid", 10.0, status="baseline", suspicious_features=True), "4X"),

@@ -9,8 +9,11 @@ Encoded from the Lung-RADS v2022 summary table (American College of Radiology, r
 November 2022): categories 0, 1, 2, 3, 4A, 4B, 4X and the S modifier, including the v2022
 additions (juxtapleural nodules, airway nodules, atypical pulmonary cysts, inflammatory or
 infectious findings as category 0 with 1-3 month LDCT, growth defined as a >1.5 mm increase
-in mean diameter within 12 months, and stepped management: 4A stable at 3 months -> 3,
-3 stable at 6 months -> 2). Sizes are mean diameters rounded to one decimal place.
+in mean diameter within 12 months, slow growth of solid or part-solid nodules over several
+screens as 4B, and stepped management: 4A stable at 3 months -> 3, 3 stable at 6 months -> 2).
+A nodule unchanged at follow-up without a stated prior category is scored 2 (benign
+behaviour); pass `prior_category` for stepped management. Sizes are mean diameters
+rounded to one decimal place.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ KINDS = (
     "none", "benign", "solid", "part_solid", "ground_glass", "juxtapleural", "airway", "cyst",
     "inflammatory", "incomplete", "prior_pending",
 )
-STATUSES = ("baseline", "new", "growing", "stable")
+STATUSES = ("baseline", "new", "growing", "slow_growing", "stable")
 GROWTH_MM = 1.5  # increase in mean diameter within 12 months that counts as growth
 B = Bilingual
 
@@ -43,7 +46,8 @@ class ScreeningFinding:
     "airway", "cyst" (atypical pulmonary cyst), "inflammatory" (findings suggesting infection
     or inflammation), "incomplete" (part of the lungs cannot be evaluated),
     "prior_pending" (prior CT being located for comparison).
-    status: "baseline" | "new" | "growing" | "stable" (stable or decreased).
+    status: "baseline" | "new" | "growing" (>1.5 mm in 12 months) | "slow_growing" (growth
+    over several screens, never >1.5 mm in 12 months) | "stable" (stable or decreased).
     prior_category: the category at the previous screen, for stepped management.
     airway_level: "segmental" (segmental or more proximal) | "subsegmental".
     cyst_wall: "thin" | "thick" | "multilocular"; cyst_change: None | "growing_cyst"
@@ -145,6 +149,8 @@ def _base_category(f: ScreeningFinding) -> str:
                              suspicious_features=f.suspicious_features)
     if stepped is not None and f.kind != "ground_glass":
         return stepped
+    if f.status == "slow_growing" and f.kind in ("solid", "part_solid"):
+        return "4B"  # solid or part-solid nodule growing slowly over multiple screens
     if f.kind == "solid":
         return _solid_category(size, f.status)
     if f.kind == "part_solid":
