@@ -95,6 +95,7 @@ def test_stroke_haemorrhagic_not_applicable():
         (AdrenalFinding(25, signal_drop_chemical_shift=True), {"modality": "MR"}, "adenoma",
          "none"),
         (AdrenalFinding(25, unenhanced_hu=30, stable_1yr=True), {}, "stable", "none"),
+        (AdrenalFinding(25, unenhanced_hu=30, enlarging=True), {}, "enlarging", "soon"),
         (AdrenalFinding(25, unenhanced_hu=30), {}, "indeterminate", "routine"),
         (AdrenalFinding(45, unenhanced_hu=30), {}, "large", "soon"),
         (AdrenalFinding(25, unenhanced_hu=30), {"known_cancer": True}, "indeterminate_cancer",

@@ -143,6 +143,7 @@ class AdrenalFinding:
     macroscopic_fat: bool = False
     stable_1yr: bool = False
     signal_drop_chemical_shift: bool = False
+    enlarging: bool = False  # grown since prior imaging
 
 
 def adrenal_incidentaloma(finding: AdrenalFinding, patient: PatientContext) -> RuleResult:
@@ -170,6 +171,11 @@ def adrenal_incidentaloma(finding: AdrenalFinding, patient: PatientContext) -> R
                                "further imaging.",
                                "化学位移 MR 反相位信号减低：腺瘤，无需进一步影像检查。"),
                    "none", "adenoma")
+    if finding.enlarging:
+        return _ok(rid, cit, B("Enlarging indeterminate adrenal mass: consider biopsy or "
+                               "resection (with biochemical evaluation).",
+                               "增大的不确定性肾上腺肿块：考虑活检或手术切除（并行生化评估）。"),
+                   "soon", "enlarging")
     if finding.stable_1yr:
         return _ok(rid, cit, B("Stable for 1 year or more: benign, no further imaging.",
                                "稳定 ≥1 年：良性，无需进一步影像检查。"), "none", "stable")
