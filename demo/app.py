@@ -130,8 +130,8 @@ def on_preset(state, index, name):
     return gr.Slider(value=cw[0]), gr.Slider(value=cw[1])
 
 
-def on_header(state, index, slice_no, show_phi):
-    return cb.header_table(state, index, int(slice_no or 1) - 1, bool(show_phi))
+def on_header(state, index, slice_no, show_phi, query):
+    return cb.header_table(state, index, int(slice_no or 1) - 1, bool(show_phi), query or "")
 
 
 def on_analyse(state, index, age, sex, history, lang, library_dir, progress=gr.Progress()):  # noqa: B008
@@ -226,8 +226,11 @@ def build_app(library_dir: str | Path | None = None, weights_dir: str | Path | N
                             opacity = gr.Slider(0, 1, value=0.45, step=0.05, label="Opacity",
                                                 elem_id="opacity")
                         with gr.Accordion("DICOM header", open=False):
-                            show_phi = gr.Checkbox(label="Show patient-identifying fields",
-                                                   value=False, elem_id="show-phi")
+                            with gr.Row():
+                                show_phi = gr.Checkbox(label="Show patient-identifying fields",
+                                                       value=False, elem_id="show-phi")
+                                header_query = gr.Textbox(label="Filter (tag or attribute)",
+                                                          elem_id="header-filter")
                             header = gr.Dataframe(headers=HEADER_COLUMNS, interactive=False,
                                                   elem_id="header", max_height=360)
                     with gr.Column(scale=5, min_width=360):
@@ -280,16 +283,16 @@ def build_app(library_dir: str | Path | None = None, weights_dir: str | Path | N
                            overlay]
         files.change(on_upload, [files], [state, series, gallery, messages]).then(
             on_select, [state, series], view_outputs
-        ).then(on_header, [state, series, slice_no, show_phi], [header]).then(
+        ).then(on_header, [state, series, slice_no, show_phi, header_query], [header]).then(
             on_analyse, analyse_inputs, analyse_outputs
         )
         analyse_btn.click(on_analyse, analyse_inputs, analyse_outputs)
         series.input(on_select, [state, series], view_outputs).then(
-            on_header, [state, series, slice_no, show_phi], [header]
+            on_header, [state, series, slice_no, show_phi, header_query], [header]
         )
         gallery.select(on_gallery_select, [state], [series]).then(
             on_select, [state, series], view_outputs
-        ).then(on_header, [state, series, slice_no, show_phi], [header])
+        ).then(on_header, [state, series, slice_no, show_phi, header_query], [header])
         preset.input(on_preset, [state, series, preset], [center, width])
         # .change also fires for typed numbers and programmatic updates (presets)
         for control in (slice_no, center, width, zoom, opacity):
@@ -297,8 +300,10 @@ def build_app(library_dir: str | Path | None = None, weights_dir: str | Path | N
                            trigger_mode="always_last", show_progress="hidden")
         for control in (invert, overlay, finding):
             control.input(on_render, render_inputs, [image, caption], show_progress="hidden")
-        slice_no.change(on_header, [state, series, slice_no, show_phi], [header])
-        show_phi.input(on_header, [state, series, slice_no, show_phi], [header])
+        slice_no.change(on_header, [state, series, slice_no, show_phi, header_query], [header])
+        show_phi.input(on_header, [state, series, slice_no, show_phi, header_query], [header])
+        header_query.change(on_header, [state, series, slice_no, show_phi, header_query],
+                            [header], trigger_mode="always_last", show_progress="hidden")
         lang.input(on_language, [state, lang], [note, ddx_item, edited])
         ddx_item.change(similar.on_ddx_item, [state, ddx_item, lang, lib_state],
                         [evidence, case_img])

@@ -10,6 +10,7 @@ in the UI instead of breaking the page.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import tempfile
@@ -53,8 +54,7 @@ _PARTS_LOCK = threading.Lock()
 
 def _try(missing: dict[str, str], label: str, module: str, attr: str):
     try:
-        mod = __import__(module, fromlist=[attr])
-        return getattr(mod, attr)
+        return getattr(importlib.import_module(module), attr)
     except Exception as exc:  # an absent or broken part must not take the viewer down
         missing[label] = f"{module}.{attr} unavailable ({type(exc).__name__}: {exc})"
         return None
@@ -379,7 +379,11 @@ def view_choices(state: ViewerState) -> list[tuple[str, int]]:
 
 
 def header_table(
-    state: ViewerState, index: int | None, slice_index: int | None, show_phi: bool = False
+    state: ViewerState,
+    index: int | None,
+    slice_index: int | None,
+    show_phi: bool = False,
+    query: str = "",
 ) -> list[list[str]]:
     """Header of the instance behind the shown slice; PHI masked unless asked."""
     view = state.view(index)
@@ -392,7 +396,7 @@ def header_table(
         ds = next((i.dataset for i in view.series.instances if i.sop_instance_uid == uid), None)
     if ds is None and view.series.instances:
         ds = view.series.instances[0].dataset
-    return header_rows(ds, show_phi=show_phi)
+    return header_rows(ds, show_phi=show_phi, query=query)
 
 
 def messages_markdown(state: ViewerState) -> str:

@@ -103,10 +103,14 @@ def _rows(ds: Dataset, show_phi: bool, depth: int, out: list[list[str]]) -> None
         out.append([tag, name, element.VR, MASK if masked else _value_text(element)])
 
 
-def header_rows(dataset: Dataset | None, show_phi: bool = False) -> list[list[str]]:
+def header_rows(
+    dataset: Dataset | None, show_phi: bool = False, query: str = ""
+) -> list[list[str]]:
     """Rows (tag, attribute, VR, value) of the file meta and the dataset.
 
     PHI is masked unless `show_phi` is True; masked sequences are not expanded at all.
+    `query` keeps rows whose tag or attribute name contains it (case-insensitive); masked
+    values are never searched, so a filter cannot reveal them.
     """
     if dataset is None:
         return []
@@ -115,6 +119,9 @@ def header_rows(dataset: Dataset | None, show_phi: bool = False) -> list[list[st
     if meta is not None:
         _rows(meta, show_phi, 0, out)
     _rows(dataset, show_phi, 0, out)
+    q = (query or "").strip().lower()
+    if q:
+        out = [r for r in out if q in r[0].lower() or q in r[1].lower()]
     return out
 
 

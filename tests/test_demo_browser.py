@@ -38,10 +38,13 @@ def _free_port() -> int:
 
 
 def _analysis_available() -> bool:
+    """The model's entry point and a complete weights bundle are both present."""
     try:
         import imaging
+        from imaging.model.loaded import BUNDLE_FILES, default_weights_dir
 
-        return callable(getattr(imaging, "analyze", None))
+        weights = default_weights_dir()
+        return callable(imaging.analyze) and all((weights / f).is_file() for f in BUNDLE_FILES)
     except Exception:
         return False
 
@@ -165,6 +168,14 @@ def test_upload_window_level_and_invert(page):
     _wait_text(page, "#caption", r"inverted")
     _wait_image_loaded(page, other_than=typed)
     page.screenshot(path=str(SHOTS / "viewer-window-level.png"), full_page=True)
+    # the DICOM header hides the patient's name until asked
+    page.get_by_text("DICOM header", exact=True).click()
+    _wait_text(page, "#header", r"TransferSyntaxUID")
+    page.fill("#header-filter textarea, #header-filter input", "Patient")
+    masked = _wait_text(page, "#header", r"PatientName\s+PN\s+••• masked \(PHI\)")
+    assert "CompressedSamples" not in masked and "TransferSyntaxUID" not in masked
+    page.click("#show-phi input[type=checkbox]")
+    _wait_text(page, "#header", r"PatientName\s+PN\s+CompressedSamples\^CT1")
 
 
 def test_bad_upload_shows_a_readable_message(page, tmp_path):
@@ -175,7 +186,8 @@ def test_bad_upload_shows_a_readable_message(page, tmp_path):
     assert "not_dicom" in text and "Traceback" not in page.content()
 
 
-@pytest.mark.skipif(not _analysis_available(), reason="imaging.analyze is not available yet")
+@pytest.mark.skipif(not _analysis_available(),
+                    reason="no model: imaging.analyze or the weights bundle is missing")
 def test_note_overlay_and_language(page, server):
     _upload(page, get_testdata_file("CT_small.dcm"))
     english = _wait_text(page, "#note", r"Draft imaging note", timeout=120)

@@ -86,6 +86,9 @@ def test_header_masks_phi_by_default(ct_state):
     assert name and name not in text
     assert ["(0010,0010)", "PatientName", "PN", MASK] in rows
     assert any(r[1] == "Modality" and r[3] == "CT" for r in rows)  # the rest stays readable
+    only_patient = cb.header_table(ct_state, 0, 0, query="patient")
+    assert only_patient and all("patient" in r[1].lower() for r in only_patient)
+    assert name not in json.dumps(only_patient)
     shown = header_rows(ds, show_phi=True)
     assert any(r[1] == "PatientName" and r[3] == name for r in shown)
 
