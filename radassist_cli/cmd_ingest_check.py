@@ -82,7 +82,9 @@ def run(args) -> int:
         def progress(files):
             from tqdm import tqdm
 
-            return tqdm(files, unit="file", desc="ingest-check", leave=False, file=terminal)
+            return tqdm(
+                files, unit="file", desc="ingest-check", leave=False, file=terminal, disable=None
+            )
 
         report = check_corpus(paths, progress=progress)
     summary = report.summary()
