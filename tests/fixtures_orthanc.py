@@ -137,9 +137,9 @@ def run_orthanc(workdir: Path, *, aet: str = "ORTHANC",
         _wait_ready(o)
         yield o
     finally:
-        proc.terminate()
+        proc.terminate()  # a graceful stop takes Orthanc ~3.5 s; its storage is throwaway
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -58,16 +58,24 @@ def test_sigkill_mid_study_loses_nothing_and_reports_once(orthanc, tmp_path):
         assert statuses[-1] is None  # the sender saw the bridge die
         assert bridge.proc.returncode == -9
 
-        # every acknowledged instance is in the spool, complete and valid
+        # every acknowledged instance is in the spool, complete and valid: filed under
+        # studies/, or still in the slot it was fsynced into before its ack
         folder = bridge.spool / "studies" / uid
-        for i in acked:
-            path = folder / f"{datasets[i].SOPInstanceUID}.dcm"
-            inst = read_instance(str(path), path.read_bytes())
-            assert inst.sop_instance_uid == datasets[i].SOPInstanceUID
+        on_disk = {}
+        for path in [*folder.glob("*.dcm"), *(bridge.spool / "slots").glob("*.slot")]:
+            if path.stat().st_size:
+                try:
+                    on_disk[read_instance(str(path), path.read_bytes()).sop_instance_uid] = path
+                except Exception:  # a write cut by the kill (never acknowledged)
+                    pass
+        missing = [i for i in acked if datasets[i].SOPInstanceUID not in on_disk]
+        assert missing == []
         assert not analyses.exists()  # the study was not complete: nothing analysed yet
 
         # restart; the sender retries the whole study (duplicates are harmless)
         bridge.start()
+        filed = {p.stem for p in folder.glob("*.dcm")}  # recovery filed every slot
+        assert {datasets[i].SOPInstanceUID for i in acked} <= filed
         assert store(bridge.dicom_port, datasets) == [0x0000] * N
         rec = bridge.wait_state(uid, ["sent", "failed"], timeout=60)
         assert rec["state"] == "sent", rec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -100,12 +101,34 @@ def test_completion_waits_for_inactivity(tmp_path):
 
 def test_spool_is_atomic_and_recovers_partial_writes(tmp_path):
     spool = Spool(tmp_path / "spool")
-    p = spool.store_instance("1.2.3", "1.2.3.4", b"DICM-bytes")
+    p = spool.store_instance("1.2.3", "1.2.3.4", b"DICM-bytes")  # no slots: tmp + rename
     assert p.read_bytes() == b"DICM-bytes" and p.parent.name == "1.2.3"
     leftover = p.parent / ".tmp-1.2.3.5.dcm.123"
     leftover.write_bytes(b"half")
     assert spool.instance_files("1.2.3") == [p]
-    assert spool.recover() == 1 and not leftover.exists()
+    # slots: written ones are validated and filed, partial ones dropped, empty ones removed
+    (spool.slots / "1.slot").write_bytes(b"complete")
+    (spool.slots / "2.slot").write_bytes(b"compl")
+    (spool.slots / "3.slot").write_bytes(b"")
+
+    def validate(data: bytes):
+        return ("1.2.3", "1.2.3.9") if data == b"complete" else None
+
+    counts = spool.recover(validate)
+    assert counts == {"partial_files_removed": 1, "slots_recovered": 1, "partial_slots_removed": 1}
+    assert not leftover.exists() and not list(spool.slots.iterdir())
+    assert (p.parent / "1.2.3.9.dcm").read_bytes() == b"complete"
+    # with the background threads: written into a slot, acknowledged, then filed
+    spool.start()
+    try:
+        deadline = time.monotonic() + 5
+        while spool._free.qsize() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        q = spool.store_instance("1.2.4", "1.2.4.1", b"DICM-slot")
+        spool.flush()
+        assert q.read_bytes() == b"DICM-slot" and spool.instance_files("1.2.4") == [q]
+    finally:
+        spool.stop()
     # UIDs are not trusted as path components
     assert "/" not in safe_name("../../etc/passwd") and safe_name("1.2.3") == "1.2.3"
 

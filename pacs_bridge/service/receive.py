@@ -21,6 +21,7 @@ from pacs_bridge.errors import CorruptFileError, NotDicomError, RadAssistError
 from pacs_bridge.ingest import read_instance
 from pacs_bridge.service.journal import Journal
 from pacs_bridge.service.spool import Spool
+from pacs_bridge.study import Instance, InstanceKind
 
 log = logging.getLogger("radassist.bridge.receive")
 
@@ -31,6 +32,14 @@ DOES_NOT_MATCH_SOP_CLASS = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 CANNOT_PARSE = 0xC210
 TRUNCATED = 0xC211
+
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def lacks_pixels(inst: Instance) -> bool:
+    """An image object without pixel data: invalid, or a write cut short before them."""
+    return inst.kind is InstanceKind.IMAGE and not any(k in inst.dataset for k in _PIXEL_KEYWORDS)
 
 
 def short_uid(uid: str) -> str:
@@ -97,6 +106,10 @@ class Receiver:
         if missing:
             return self._refuse(
                 DOES_NOT_MATCH_SOP_CLASS, "missing_uid", source, f"missing {', '.join(missing)}"
+            )
+        if lacks_pixels(inst):
+            return self._refuse(
+                DOES_NOT_MATCH_SOP_CLASS, "no_pixel_data", source, "image object without pixels"
             )
         if sop_class_uid and inst.sop_class_uid != sop_class_uid:
             return self._refuse(

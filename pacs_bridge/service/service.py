@@ -19,10 +19,11 @@ from pathlib import Path
 from pydicom import dcmread
 
 from pacs_bridge.errors import RadAssistError
+from pacs_bridge.ingest import read_instance
 from pacs_bridge.service.completion import CompletionDetector
 from pacs_bridge.service.config import BridgeConfig
 from pacs_bridge.service.journal import FINISHED, Journal
-from pacs_bridge.service.receive import Receiver
+from pacs_bridge.service.receive import Receiver, lacks_pixels
 from pacs_bridge.service.routing import Router
 from pacs_bridge.service.scp import StorageScp
 from pacs_bridge.service.sender import make_sender
@@ -79,13 +80,22 @@ class BridgeService:
         self._lock_fd = fd
 
     def recover(self) -> dict[str, int]:
-        removed = self.spool.recover()
-        counts = self.journal.recover_after_restart()
-        counts["partial_files_removed"] = removed
+        counts = self.spool.recover(self._valid_instance)
+        counts.update(self.journal.recover_after_restart())
         counts["journalled_from_spool"] = self._journal_spooled_files()
         if any(counts.values()):
             log.info("recovered after restart: %s", counts)
         return counts
+
+    @staticmethod
+    def _valid_instance(data: bytes) -> tuple[str, str] | None:
+        try:
+            inst = read_instance("spool-slot", data)
+            if lacks_pixels(inst):
+                return None
+            return str(inst.dataset.StudyInstanceUID), inst.sop_instance_uid
+        except Exception:
+            return None
 
     def _journal_spooled_files(self) -> int:
         """Spooled instances the journal does not know (a kill between fsync and journal)."""
@@ -109,6 +119,7 @@ class BridgeService:
     def start(self) -> None:
         self._take_lock()
         self.recover()
+        self.spool.start()
         self.started_at = time.time()
         if self.scp is not None:
             self.scp.start()
@@ -146,6 +157,7 @@ class BridgeService:
             t.join(timeout=30)
         if self.http is not None:
             self.http.stop()
+        self.spool.stop()
         (self.spool.root / RUNTIME_FILE).unlink(missing_ok=True)
         self.journal.close()
         if self._lock_fd is not None:

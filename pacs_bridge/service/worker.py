@@ -134,6 +134,7 @@ class Worker:
         )
 
     def _load_study(self, uid: str) -> Study:
+        self.spool.flush()  # instances acknowledged a moment ago may still be in their slots
         result = ingest([self.spool.study_dir(uid)])
         for study in result.studies:
             if study.study_instance_uid == uid:
