@@ -275,3 +275,41 @@ def test_note_languages_downloads_and_evidence_with_the_real_composer(tmp_path):
     evidence = similar.evidence_markdown(state, choices[0][1], "en")
     assert "Supporting:" in evidence
     assert similar.differential_choices(state, "zh")[0][0] != choices[0][0]
+
+
+def test_send_to_pacs_by_c_store(tmp_path):
+    """SR and SC reach a real DICOM storage SCP (pynetdicom) on 127.0.0.1."""
+    import socket
+
+    from pynetdicom import AE, AllStoragePresentationContexts, evt
+
+    from imaging.notes import compose
+
+    received = []
+
+    def on_store(event):
+        received.append(event.dataset)
+        return 0x0000
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    scp = AE(ae_title="TESTPACS")
+    scp.supported_contexts = AllStoragePresentationContexts
+    server = scp.start_server(("127.0.0.1", port), block=False,
+                              evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        state = cb.load_files([CT])
+        assert "Nothing to send" in cb.send_to_pacs(state, f"TESTPACS@127.0.0.1:{port}")
+        state.analysis = _fake_analysis(state)
+        state.note = compose(state.analysis, state.context)
+        cb.export_files(state)
+        assert cb.send_to_pacs(state, "").startswith("No PACS destination")
+        assert "expected AET@host:port" in cb.send_to_pacs(state, "TESTPACS@nowhere")
+        message = cb.send_to_pacs(state, f"TESTPACS@127.0.0.1:{port}")
+        assert message.startswith("Sent 2 object(s)"), message
+    finally:
+        server.shutdown()
+    sop_classes = sorted(ds.SOPClassUID.name for ds in received)
+    assert sop_classes == ["Comprehensive 3D SR Storage", "Secondary Capture Image Storage"]
+    assert all(ds.StudyInstanceUID == state.study.study_instance_uid for ds in received)
