@@ -99,6 +99,8 @@ def test_one_bad_instance_is_skipped_and_the_rest_loads(mprage):
     assert broken.sop_instance_uid not in stack.sop_instance_uids
     skipped = [w for w in stack.warnings if w.startswith("skipped_instance:")]
     assert len(skipped) == 1 and broken.source in skipped[0]
+    # the hole it leaves is measured, not hidden
+    assert {"uneven_spacing", "missing_slices"} <= _codes(stack)
 
 
 @pytest.mark.parametrize(

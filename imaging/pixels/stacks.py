@@ -15,6 +15,7 @@ reported as a warning with a stable code prefix:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -24,7 +25,7 @@ from pydicom.dataset import Dataset
 from imaging.types import ImageStack, Window
 from pacs_bridge.errors import PixelDataError, RadAssistError
 
-from .frames import Frames, decode_frames
+from .frames import decode_frames
 from .luts import functional_item
 from .windows import window_presets
 
@@ -297,71 +298,96 @@ def _instances(series: object) -> list[object]:
 def series_stacks(series: object) -> tuple[ImageStack, ...]:
     """Every geometrically consistent stack of a series' image instances, in physical units.
 
-    A bad instance is skipped with a `skipped_instance` warning on every stack; if no image
-    of the series can be decoded, the first instance's `PixelDataError` is raised.
+    A bad instance is skipped with a `skipped_instance` warning on every stack (the gap it
+    leaves is measured like any other); if no image of the series can be decoded, the
+    first instance's `PixelDataError` is raised.
     """
-    instances = _instances(series)
     series_uid = str(getattr(series, "series_instance_uid", "") or "")
     modality = str(getattr(series, "modality", "") or "")
-    decoded: list[tuple[object, Frames]] = []
-    skipped: list[str] = []
+    datasets: list[Dataset] = []
+    sops: list[str] = []
+    arrays: list[np.ndarray | None] = []  # dropped once copied into every stack using them
+    windows: list[tuple[Window, ...]] = []
+    notes: list[str] = []
     first_error: RadAssistError | None = None
-    for inst in instances:
+    for inst in _instances(series):
         try:
-            decoded.append((inst, decode_frames(inst)))
+            frames = decode_frames(inst)
         except RadAssistError as exc:
             first_error = first_error or exc
-            skipped.append(f"skipped_instance: {exc}")
-    if not decoded:
+            notes.append(f"skipped_instance: {exc}")
+            continue
+        ds = getattr(inst, "dataset", inst)
+        datasets.append(ds)
+        sops.append(str(getattr(inst, "sop_instance_uid", "") or ds.get("SOPInstanceUID", "")))
+        arrays.append(frames.array)
+        windows.append(frames.windows)
+        notes.extend(frames.notes)
+    if not arrays:
         if first_error is not None:
             raise first_error
         return ()
-    first_ds = decoded[0][0].dataset if hasattr(decoded[0][0], "dataset") else decoded[0][0]
-    series_uid = series_uid or str(first_ds.get("SeriesInstanceUID", ""))
-    modality = modality or str(first_ds.get("Modality", ""))
+    series_uid = series_uid or str(datasets[0].get("SeriesInstanceUID", ""))
+    modality = modality or str(datasets[0].get("Modality", ""))
 
-    notes = [n for _, frames in decoded for n in frames.notes]
-    skipped.extend(dict.fromkeys(notes))
     slices: list[_Slice] = []
-    for idx, (inst, frames) in enumerate(decoded):
-        ds = getattr(inst, "dataset", inst)
-        n = frames.array.shape[0]
-        sop = str(getattr(inst, "sop_instance_uid", "") or ds.get("SOPInstanceUID", ""))
-        geometry = frame_geometry(ds, n)
-        shape = tuple(frames.array.shape[1:])
-        for f, (iop, ipp, spacing) in enumerate(geometry):
-            slices.append(_Slice(idx, f, sop, iop, ipp, spacing, shape, frames.photometric))
-
+    for idx, (ds, array) in enumerate(zip(datasets, arrays, strict=True)):
+        shape, photometric = tuple(array.shape[1:]), "RGB" if array.ndim == 4 else "MONOCHROME2"
+        for f, (iop, ipp, spacing) in enumerate(frame_geometry(ds, array.shape[0])):
+            slices.append(_Slice(idx, f, sops[idx], iop, ipp, spacing, shape, photometric))
+    plan = [
+        part
+        for group in _split_by_orientation_and_size(slices)
+        for part in _order_and_measure(group)
+    ]
+    uses = Counter(s.instance for ordered, _, _ in plan for s in ordered)
+    notes = list(dict.fromkeys(notes))
     stacks = []
-    for group in _split_by_orientation_and_size(slices):
-        for ordered, slice_spacing, warnings in _order_and_measure(group):
-            stacks.append(
-                _build(series_uid, modality, decoded, ordered, slice_spacing, [*skipped, *warnings])
+    for ordered, slice_spacing, warnings in plan:
+        array = _gather(ordered, arrays, uses)
+        stacks.append(
+            _build(
+                series_uid,
+                modality or str(datasets[ordered[0].instance].get("Modality", "")),
+                array,
+                windows[ordered[0].instance],
+                ordered,
+                slice_spacing,
+                [*notes, *warnings],
             )
+        )
     return tuple(stacks)
 
 
-def _build(
-    series_uid: str,
-    modality: str,
-    decoded: list[tuple[object, Frames]],
-    ordered: list[_Slice],
-    slice_spacing: float,
-    warnings: list[str],
-) -> ImageStack:
+def _gather(ordered: list[_Slice], arrays: list, uses: Counter) -> np.ndarray:
+    """The stack's array; instance arrays are released after their last use (1x peak memory)."""
     first = ordered[0]
-    source_frames = decoded[first.instance][1]
-    whole = source_frames.array
+    whole = arrays[first.instance]
     if (
         len(ordered) == whole.shape[0]
         and all(s.instance == first.instance for s in ordered)
         and all(s.frame == i for i, s in enumerate(ordered))
     ):
-        array = whole  # one instance in its own order: no copy
-    else:
-        array = np.empty((len(ordered), *first.shape), dtype=np.float32)
-        for i, s in enumerate(ordered):
-            array[i] = decoded[s.instance][1].array[s.frame]
+        return whole  # one instance in its own order: no copy
+    out = np.empty((len(ordered), *first.shape), dtype=np.float32)
+    for i, s in enumerate(ordered):
+        out[i] = arrays[s.instance][s.frame]
+        uses[s.instance] -= 1
+        if uses[s.instance] == 0:
+            arrays[s.instance] = None
+    return out
+
+
+def _build(
+    series_uid: str,
+    modality: str,
+    array: np.ndarray,
+    header: tuple[Window, ...],
+    ordered: list[_Slice],
+    slice_spacing: float,
+    warnings: list[str],
+) -> ImageStack:
+    first = ordered[0]
     if first.pixel_spacing is None:
         row_col = (1.0, 1.0)
         warnings.append(
@@ -369,13 +395,11 @@ def _build(
         )
     else:
         row_col = first.pixel_spacing
-    ds = getattr(decoded[first.instance][0], "dataset", decoded[first.instance][0])
-    header: tuple[Window, ...] = source_frames.windows
     # colour stacks have no window: they are shown as they are
     windows = () if first.photometric == "RGB" else window_presets(modality, header, array)
     return ImageStack(
         series_instance_uid=series_uid,
-        modality=modality or str(ds.get("Modality", "")),
+        modality=modality,
         photometric=first.photometric,
         array=array,
         spacing=(float(slice_spacing), float(row_col[0]), float(row_col[1])),
