@@ -136,3 +136,13 @@ def test_bad_inputs_raise():
         NoduleFinding(5, "cavitary")
     with pytest.raises(ValueError):
         PatientContext(risk="medium")
+
+
+def test_unmeasured_nodule_still_explains_scope():
+    """A caller without a measurement (the note composer) still gets the scope reasons."""
+    xr = RULE.evaluate(NoduleFinding(), PatientContext(age=60, modality="XR"))
+    assert "radiograph: characterise on CT first" in xr.not_applicable_reason.en
+    young = RULE.evaluate(NoduleFinding(), PatientContext(age=20))
+    assert young.not_applicable_reason.en == "not applicable: age under 35."
+    ct = RULE.evaluate(NoduleFinding(), PatientContext(age=60))
+    assert "size not measured" in ct.not_applicable_reason.en

@@ -41,7 +41,7 @@ class NoduleFinding:
     `perifissural`: typical perifissural/juxtapleural lymph node morphology.
     """
 
-    size_mm: float | None
+    size_mm: float | None = None  # None: not measured (the rule then says why it cannot apply)
     type: str = "solid"
     solid_component_mm: float | None = None
     multiple: bool = False
