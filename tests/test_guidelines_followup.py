@@ -242,3 +242,30 @@ def test_patient_context_from_clinical_history():
     assert not family.known_cancer  # a relative's cancer is not the patient's
     immuno = PatientContext.from_clinical(ClinicalContext(history="HIV, CD4 50"))
     assert immuno.immunocompromised
+
+
+NO_MEASUREMENT_NEEDED = {"pneumonia_followup_cxr", "stroke_vascular_imaging"}
+
+
+@pytest.mark.parametrize("rule_id", sorted(RULES))
+def test_every_rule_accepts_an_unmeasured_finding_and_says_why(rule_id):
+    """The note composer has no measurements: `finding_type()` must still give a reason."""
+    rule = RULES[rule_id]
+    for patient in PATIENTS:
+        result = rule.evaluate(rule.finding_type(), patient)
+        if rule_id in NO_MEASUREMENT_NEEDED:
+            continue
+        assert not result.applies, (rule_id, patient)
+        assert result.not_applicable_reason.en.startswith(("not applicable", "radiograph:"))
+        assert has_cjk(result.not_applicable_reason.zh)
+
+
+def test_scope_reason_comes_before_missing_measurement():
+    screening = RULES["lung_rads_2022"].evaluate(
+        ScreeningFinding(), PatientContext(age=60, modality="CT"))
+    assert screening.not_applicable_reason.en == "not applicable: not a screening examination."
+    adnexal = RULES["adnexal_simple_cyst_orads"].evaluate(
+        AdnexalCystFinding(), PatientContext(sex="F", modality="CT"))
+    assert "pelvic ultrasound" in adnexal.not_applicable_reason.en
+    bosniak = RULES["bosniak_2019"].evaluate(RenalCystFinding(), PatientContext(age=50))
+    assert "classify with renal-mass protocol CT or MR" in bosniak.not_applicable_reason.en

@@ -136,7 +136,7 @@ class AdrenalFinding:
     protocol CT; `stable_1yr`: unchanged for at least one year on prior imaging.
     """
 
-    size_mm: float
+    size_mm: float | None = None  # None: not measured
     unenhanced_hu: float | None = None
     absolute_washout: float | None = None
     relative_washout: float | None = None
@@ -155,6 +155,10 @@ def adrenal_incidentaloma(finding: AdrenalFinding, patient: PatientContext) -> R
         return not_applicable(rid, cit, f"not applicable: {patient.modality} cannot characterise "
                               "an adrenal mass; use CT or MR.",
                               f"不适用：{patient.modality} 无法定性肾上腺肿块，请行 CT 或 MR。")
+    if finding.size_mm is None:
+        return not_applicable(rid, cit, "not applicable yet: measure the adrenal mass (size and "
+                              "unenhanced attenuation).",
+                              "暂不适用：请测量肾上腺肿块（大小及平扫 CT 值）。")
     size = round_mm(finding.size_mm)
     if finding.macroscopic_fat:
         return _ok(rid, cit, B("Macroscopic fat: myelolipoma, no further imaging.",
@@ -216,7 +220,7 @@ BOSNIAK_CLASSES = ("I", "II", "IIF", "III", "IV")
 
 @dataclass(frozen=True)
 class RenalCystFinding:
-    bosniak: str | None  # "I" | "II" | "IIF" | "III" | "IV" | None (not yet classified)
+    bosniak: str | None = None  # "I" | "II" | "IIF" | "III" | "IV" | None (not classified)
 
 
 BOSNIAK_MANAGEMENT: dict[str, tuple[Bilingual, str]] = {
@@ -263,7 +267,7 @@ THYROID_CITATION = (
 
 @dataclass(frozen=True)
 class ThyroidFinding:
-    size_mm: float
+    size_mm: float | None = None  # None: not measured
     suspicious_features: bool = False  # invasion of local tissues or abnormal lymph nodes
     fdg_avid: bool = False
     limited_life_expectancy: bool = False
@@ -289,6 +293,9 @@ def thyroid_incidental(finding: ThyroidFinding, patient: PatientContext) -> Rule
                                "evaluation.", "预期寿命有限或合并严重疾病：无需进一步评估。"),
                    "none", "limited_life")
     size = finding.size_mm
+    if size is None:
+        return not_applicable(rid, cit, "not applicable yet: measure the thyroid nodule.",
+                              "暂不适用：请测量甲状腺结节大小。")
     if patient.age is None:
         threshold, note = 10, B("Age not stated: the 1 cm threshold (under 35) is used, which "
                                 "is the more sensitive one.", "未提供年龄：采用 1 cm 阈值"
@@ -315,7 +322,7 @@ ADNEXAL_CITATION = (
 
 @dataclass(frozen=True)
 class AdnexalCystFinding:
-    size_mm: float  # maximum diameter of a simple (anechoic, thin smooth wall) cyst
+    size_mm: float | None = None  # maximum diameter of a simple cyst; None: not measured
 
 
 def adnexal_simple_cyst(finding: AdnexalCystFinding, patient: PatientContext) -> RuleResult:
@@ -326,6 +333,9 @@ def adnexal_simple_cyst(finding: AdnexalCystFinding, patient: PatientContext) ->
         return not_applicable(rid, cit, "not applicable: O-RADS US applies to ultrasound; "
                               "characterise the adnexal cyst with pelvic ultrasound.",
                               "不适用：O-RADS US 适用于超声；请行盆腔超声明确附件囊肿性质。")
+    if finding.size_mm is None:
+        return not_applicable(rid, cit, "not applicable yet: measure the cyst on ultrasound.",
+                              "暂不适用：请在超声上测量囊肿大小。")
     post = patient.postmenopausal
     note = None
     if post is None:

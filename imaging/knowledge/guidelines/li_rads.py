@@ -33,7 +33,7 @@ class LiverObservation:
     `tumor_in_vein` are the reader's assignments that take precedence over the table.
     """
 
-    size_mm: float
+    size_mm: float | None = None  # None: not measured or characterised
     aphe: bool = False
     washout: bool = False
     capsule: bool = False
@@ -70,6 +70,8 @@ MANAGEMENT: dict[str, tuple[Bilingual, str]] = {
 
 
 def _table(obs: LiverObservation) -> str:
+    if obs.size_mm is None:
+        raise ValueError("observation size not given")
     size = obs.size_mm
     extra = sum((obs.washout, obs.capsule, obs.threshold_growth))
     if not obs.aphe:
@@ -122,6 +124,12 @@ def evaluate(obs: LiverObservation, patient: PatientContext) -> RuleResult:
                               "characterise the observation with contrast-enhanced CT or MR.",
                               "不适用：LI-RADS CT/MRI 需多期 CT 或 MR；"
                               "请行增强 CT 或 MR 明确病灶性质。")
+    if obs.size_mm is None and not (obs.tumor_in_vein or obs.definitely_benign
+                                    or obs.probably_benign or obs.targetoid):
+        return not_applicable(RULE_ID, CITATION,
+                              "not applicable yet: measure and characterise the observation on "
+                              "multiphase CT or MR.",
+                              "暂不适用：请在多期 CT 或 MR 上测量并描述观察灶特征。")
     category = categorize(obs)
     rec, urgency = MANAGEMENT[category]
     note = None if obs.high_risk else B(

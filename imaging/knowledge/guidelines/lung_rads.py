@@ -58,7 +58,7 @@ class ScreeningFinding:
     nodes, ...) -> 4X when the category is 3 or 4.
     """
 
-    kind: str
+    kind: str | None = None  # None: not characterised yet (the rule then says so)
     size_mm: float | None = None
     solid_component_mm: float | None = None
     status: str = "baseline"
@@ -69,7 +69,7 @@ class ScreeningFinding:
     suspicious_features: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
+        if self.kind is not None and self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
@@ -124,6 +124,8 @@ def _stepped(f: ScreeningFinding) -> str | None:
 
 
 def _base_category(f: ScreeningFinding) -> str:
+    if f.kind is None:
+        raise ValueError("finding kind not given")
     if f.kind in ("incomplete", "prior_pending", "inflammatory"):
         return "0"
     if f.kind in ("none", "benign"):
@@ -232,6 +234,11 @@ def evaluate(finding: ScreeningFinding | Sequence[ScreeningFinding],
                               "not applicable: Lung-RADS applies to screening low-dose CT only.",
                               "不适用：Lung-RADS 仅适用于筛查低剂量 CT。")
     findings = [finding] if isinstance(finding, ScreeningFinding) else list(finding)
+    if any(f.kind is None for f in findings):
+        return not_applicable(RULE_ID, CITATION,
+                              "not applicable yet: characterise each finding (type and mean "
+                              "diameter) on the screening CT.",
+                              "暂不适用：请在筛查 CT 上明确每个病灶的类型及平均直径。")
     if not findings:
         findings = [ScreeningFinding("none")]
     cats = [(categorize(f), f) for f in findings]
