@@ -246,12 +246,33 @@ def _auto(array: np.ndarray) -> Window:
     return Window("auto", (lo + hi) / 2.0, max(hi - lo, 1.0))
 
 
+def _middle_header_windows(view: StackView) -> tuple[Window, ...]:
+    """Header windows of the middle slice: a stack's own windows come from its first slice,
+    which at the edge of a volume is often nearly empty (an MPRAGE's first slice says
+    W 22 / L 11). MONOCHROME1 is left to the stack (its windows need the inversion pivot)."""
+    uids = view.stack.sop_instance_uids
+    if not uids:
+        return ()
+    uid = uids[len(uids) // 2]
+    ds = next((i.dataset for i in view.series.instances if i.sop_instance_uid == uid), None)
+    if ds is None or ds.get("PhotometricInterpretation") != "MONOCHROME2":
+        return ()
+    try:
+        from imaging.pixels import header_windows
+
+        return header_windows(ds)
+    except Exception:
+        return ()
+
+
 def window_options(view: StackView | None) -> list[Window]:
     """Presets for a stack: the header's windows and the modality presets the pixel module
     attached (CT lung / mediastinum / bone / brain), then 'auto' and 'full range'."""
     if view is None or view.stack is None:
         return []
     seen: dict[str, Window] = {}
+    for w in _middle_header_windows(view):
+        seen.setdefault(w.name, w)
     for w in view.stack.windows:
         seen.setdefault(w.name, w)
     middle = view.stack.array[view.n_slices // 2]
