@@ -168,7 +168,10 @@ def _follow_up(items: list[ddx_rank.Scored], context: ClinicalContext, modality:
                 urgency, citation = result.urgency, result.citation or citation
             follow.append(FollowUpItem(entry.id, str(rec.get("modality") or ""), protocol, timing,
                                        urgency, citation, rule_id))
-    return tuple(dict.fromkeys(follow)), tuple(dict.fromkeys(considered))
+    unique_considered: dict[tuple[str, Text], ConsideredRule] = {}
+    for c in considered:  # one line per rule and reason, for the first diagnosis citing it
+        unique_considered.setdefault((c.rule_id, c.reason), c)
+    return tuple(dict.fromkeys(follow)), tuple(unique_considered.values())
 
 
 # --- the note ------------------------------------------------------------------------------------
@@ -293,7 +296,8 @@ def compose(
         for f in follow_up:
             fu_lines.append(tt("fu.item", protocol=f.protocol, modality=f.modality,
                                timing=f.timing, urgency=t(f"urgency.{f.urgency}"),
-                               citation=f.citation, rule=f.rule_id or t("fu.no_rule"),
+                               citation=f.citation,
+                               rule=t("fu.rule", rule=f.rule_id) if f.rule_id else t("fu.no_rule"),
                                diagnosis=names.get(f.diagnosis_id, Text(f.diagnosis_id,
                                                                        f.diagnosis_id))))
         for c in considered:

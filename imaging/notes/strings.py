@@ -101,14 +101,16 @@ STRINGS: dict[str, tuple[str, str]] = {
     "zone.right": ("right", "右"),
     "zone.name": ("{vertical} {horizontal} zone", "{horizontal}{vertical}区域"),
     # section 4
-    "fu.item": ("{protocol} ({modality}) \u2014 {timing}; urgency: {urgency}. Source: {citation}"
-                " [rule {rule}, for {diagnosis}]",
-                "{protocol}（{modality}）\u2014 {timing}；紧急程度：{urgency}。依据：{citation}"
-                "［规则 {rule}，针对{diagnosis}］"),
+    "fu.item": ("For {diagnosis}: {protocol} ({modality}) \u2014 {timing}; urgency: {urgency}. "
+                "Source: {citation} [{rule}]",
+                "针对{diagnosis}：{protocol}（{modality}）\u2014 {timing}；紧急程度：{urgency}。"
+                "依据：{citation}［{rule}］"),
     "fu.none": ("No follow-up imaging is suggested.", "无随访影像建议。"),
     "fu.not_applicable": ("Considered, not applicable \u2014 {rule}: {reason}",
                           "已考虑但不适用 \u2014 {rule}：{reason}"),
-    "fu.no_rule": ("knowledge base recommendation", "知识库建议"),
+    "fu.rule": ("rule {rule}", "规则 {rule}"),
+    "fu.no_rule": ("knowledge base recommendation, no executable rule",
+                   "知识库建议，无可执行规则"),
     "urgency.emergent": ("emergent", "紧急"),
     "urgency.urgent": ("urgent", "尽快"),
     "urgency.soon": ("soon", "近期"),
