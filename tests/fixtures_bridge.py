@@ -149,6 +149,7 @@ def write_config(
     routing: str = "",
     max_attempts: int = 3,
     backoff: float = 0.2,
+    extra: str = "",
 ) -> Path:
     def table(name: str, d: dict | None) -> str:
         if not d:
@@ -179,6 +180,7 @@ port = {http_port}
 {routing}
 {table("destination", destination)}
 {table("source", source)}
+{extra}
 """
     path = folder / "bridge.toml"
     folder.mkdir(parents=True, exist_ok=True)

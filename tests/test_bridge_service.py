@@ -308,3 +308,132 @@ def test_status_command(bridges, capsys):
     assert cli(["bridge", "status", "--config", str(cfg), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["studies"][0]["instance_count"] == 3 and data["service"]["status"] == "ok"
+
+
+# Transfer syntaxes: one local pydicom test file each (never downloaded).
+TS_FILES = [
+    "CT_small.dcm",  # explicit VR little endian
+    "MR_small_implicit.dcm",  # implicit VR little endian
+    "SC_rgb_small_odd_big_endian.dcm",  # explicit VR big endian (retired, still sent)
+    "image_dfl.dcm",  # deflated explicit VR little endian
+    "SC_rgb_dcmtk_+eb+cy+n1.dcm",  # JPEG baseline
+    "JPEG-lossy.dcm",  # JPEG extended
+    "SC_rgb_jpeg_gdcm.dcm",  # JPEG lossless SV1
+    "MR_small_jpeg_ls_lossless.dcm",  # JPEG-LS lossless
+    "JPEGLSNearLossless_08.dcm",  # JPEG-LS near-lossless
+    "GDCMJ2K_TextGBR.dcm",  # JPEG 2000 lossless
+    "JPEG2000.dcm",  # JPEG 2000
+    "SC_rgb_rle_32bit.dcm",  # RLE lossless
+]
+
+
+def test_common_transfer_syntaxes_are_accepted_and_stored_as_sent(bridges):
+    from pydicom.data import get_testdata_file
+
+    svc, _ = bridges()
+    files, seen = [], set()
+    for name in TS_FILES:
+        path = Path(get_testdata_file(name, download=False))
+        ds = dcmread(path)
+        # some test files lack study UIDs or share an instance UID: give them their own
+        if {"StudyInstanceUID", "SeriesInstanceUID"} - set(ds.dir()) or (
+            ds.SOPInstanceUID in seen
+        ):
+            ds.StudyInstanceUID = generate_uid(entropy_srcs=[name, "study"])
+            ds.SeriesInstanceUID = generate_uid(entropy_srcs=[name, "series"])
+            ds.SOPInstanceUID = generate_uid(entropy_srcs=[name, "instance"])
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            path = svc.spool.root.parent / name  # re-encoded, pixel data left compressed
+            ds.save_as(path)
+        seen.add(ds.SOPInstanceUID)
+        files.append(path)
+    originals = [dcmread(p) for p in files]
+    ae = AE(ae_title="TESTSCU")
+    for ds in originals:
+        ae.add_requested_context(ds.SOPClassUID, [ds.file_meta.TransferSyntaxUID])
+    assoc = ae.associate("127.0.0.1", svc.scp.port, ae_title="BRIDGE")
+    assert assoc.is_established and not assoc.rejected_contexts
+    from pynetdicom import _config
+
+    _config.STORE_SEND_CHUNKED_DATASET = True  # send each file's encoded bytes unchanged
+    try:
+        statuses = [assoc.send_c_store(p).Status for p in files]
+    finally:
+        assoc.release()
+    assert statuses == [0x0000] * len(files)
+    for ds in originals:
+        spooled = svc.spool.study_dir(ds.StudyInstanceUID) / f"{ds.SOPInstanceUID}.dcm"
+        back = dcmread(spooled)
+        assert back.file_meta.TransferSyntaxUID == ds.file_meta.TransferSyntaxUID
+        assert back.PixelData == ds.PixelData
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import shutil
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl not installed (needed to make a test certificate)")
+    crt, key = tmp_path / "bridge.crt", tmp_path / "bridge.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(crt), "-days", "1", "-subj", "/CN=localhost"],
+        check=True, capture_output=True,
+    )
+    return crt, key
+
+
+def test_tls_listener(bridges, tmp_path):
+    import ssl
+
+    crt, key = _self_signed(tmp_path)
+    svc, _ = bridges(extra=f'[scp.tls]\ncertificate = "{crt}"\nprivate_key = "{key}"\n')
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(crt))
+    datasets = make_study(2, seed="tls")
+    ae = AE(ae_title="TESTSCU")
+    ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
+    assoc = ae.associate("127.0.0.1", svc.scp.port, ae_title="BRIDGE",
+                         tls_args=(ctx, "localhost"))
+    assert assoc.is_established
+    assert [assoc.send_c_store(ds).Status for ds in datasets] == [0, 0]
+    assoc.release()
+    # a plain (unencrypted) peer gets no association
+    with pytest.raises(ConnectionError):
+        store(svc.scp.port, datasets[:1])
+    assert len(svc.spool.instance_files(datasets[0].StudyInstanceUID)) == 2
+
+
+def test_restart_while_sending_resends_without_reanalysing(orthanc, tmp_path, monkeypatch):
+    """Analysed, then the destination was down and the bridge stopped: a restart sends the
+    spooled results; the analyzer is not called again."""
+    analyses = tmp_path / "analyses.log"
+    monkeypatch.setenv("BRIDGE_TEST_ANALYSIS_LOG", str(analyses))
+    down = {"kind": "dimse", "ae_title": "NOBODY", "port": free_port()}
+    cfg = write_config(tmp_path / "b", dicom_port=0, destination=down, max_attempts=50,
+                       backoff=0.2)
+    svc = BridgeService(load_config(cfg))
+    svc.start()
+    datasets = make_study(3, seed="restart-sending")
+    uid = datasets[0].StudyInstanceUID
+    try:
+        assert store(svc.scp.port, datasets) == [0, 0, 0]
+        deadline = time.monotonic() + 20
+        while (svc.journal.get(uid) is None or svc.journal.get(uid).attempts < 2) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        assert svc.journal.get(uid).state == "sending"
+    finally:
+        svc.stop()
+    cfg = write_config(tmp_path / "b", dicom_port=0, destination=dimse_destination(orthanc))
+    svc = BridgeService(load_config(cfg))
+    svc.start()
+    try:
+        rec = wait_finished(svc, uid)
+    finally:
+        svc.stop()
+    assert rec.state == "sent"
+    assert analyses.read_text().splitlines() == [uid]
+    assert sorted(i["MainDicomTags"]["SOPInstanceUID"] for i in orthanc.study_instances(uid)) == (
+        sorted(rec.result_uids)
+    )

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from pydicom.dataset import Dataset
 
-from pacs_bridge.errors import RadAssistError
+from pacs_bridge.errors import NetworkError, RadAssistError
 from pacs_bridge.ingest import ingest
 from pacs_bridge.service.config import AnalysisConfig
 from pacs_bridge.service.journal import (
@@ -167,7 +167,7 @@ class Worker:
             self._retry_or_fail(
                 uid,
                 rec.attempts,
-                AnalyzerError(uid, "no [destination] configured"),
+                NetworkError("config", "no [destination] configured"),
                 phase=SENDING,
                 back_to=SENDING,
             )
@@ -196,12 +196,13 @@ class Worker:
     ) -> None:
         error = str(exc) if isinstance(exc, RadAssistError) else f"{type(exc).__name__}: {exc}"
         error = error[:500]
+        logged = error.replace(uid, short_uid(uid))  # logs carry no full UIDs
         if attempt >= self.cfg.max_attempts:
             self.journal.transition(
                 uid, FAILED, expect=(phase,), note=f"gave up after {attempt} attempt(s)",
                 last_error=error,
             )
-            log.error("study %s failed after %d attempt(s): %s", short_uid(uid), attempt, error)
+            log.error("study %s failed after %d attempt(s): %s", short_uid(uid), attempt, logged)
             return
         delay = min(self.cfg.backoff_seconds * 2 ** (attempt - 1), self.cfg.backoff_max_seconds)
         self.journal.transition(
@@ -213,5 +214,6 @@ class Worker:
             next_attempt_at=time.time() + delay,
         )
         log.warning(
-            "study %s: attempt %d failed (%s); retry in %g s", short_uid(uid), attempt, error, delay
+            "study %s: attempt %d failed (%s); retry in %g s",
+            short_uid(uid), attempt, logged, delay,
         )
