@@ -31,6 +31,11 @@ def test_matches(case, names):
     ("Pneumatosis intestinalis", ["GBM"]),  # abbreviation never matches inside words
     ("Meningioma", ["Medulloblastoma"]),
     ("Liver metastases", ["Lung cancer"]),
+    ("Fibrous dysplasia", ["Cystic fibrosis"]),  # a shared stem is not containment
+    ("Celiac Artery Aneurysm", ["Celiac disease"]),
+    ("Angiomyolipomas in tuberous sclerosis", ["Multiple sclerosis"]),
+    ("Breast implant, rupture, extracapsular silicone", ["ACL rupture"]),
+    ("Non-small cell lung cancer (large-cell variant)", ["Diffuse large B-cell lymphoma"]),
 ])
 def test_does_not_match(case, names):
     assert not matches(case, names)

@@ -12,12 +12,17 @@ Used by the ddx evaluation, so its rules are explicit and tested (tests/test_ddx
    that never change the disease dropped (articles, "left", "right", "bilateral",
    "confirmed", "pathology", ...), then every word reduced to a crude stem so that
    "embolus"/"embolism", "metastases"/"metastasis", "infarct"/"infarction" agree.
-3. Generic words ("mass", "lesion", "tumor", "benign", ...) never decide a match. A name
-   matches a part when they have the same stems, or when both keep specific stems and the
-   name's specific stems all occur in the part (containment: "Posterior cerebral artery
-   infarction" contains "cerebral infarction"; "Bronchial carcinoid" contains "carcinoid
-   tumor") or the part's all occur in the name ("Granuloma" matches "Pulmonary granuloma").
-   "Mass" alone matches nothing but "mass".
+3. Generic words ("mass", "lesion", "tumor", "benign", "acute", ...) never decide a match.
+   A name matches a part when they have the same stems, or when both keep specific stems
+   and the name's specific stems all occur in the part (containment: "Posterior cerebral
+   artery infarction" contains "cerebral infarction"; "Bronchial carcinoid" contains
+   "carcinoid tumor"), or the part's all occur in the name and make up at least half of
+   its specific stems, and only for the text's first (main) part ("Granuloma" matches
+   "Pulmonary granuloma"; "Large-cell" does not match "Diffuse large B-cell lymphoma";
+   "Fibrous dysplasia" does not match "Cystic fibrosis"; in "Breast implant, rupture" the
+   second part "rupture" does not match "ACL rupture"). "Disease" and "syndrome" are not
+   generic: "Celiac artery aneurysm" is not "Celiac disease". "Mass" alone matches nothing
+   but "mass".
 4. An entry matches when its English name or any of its synonyms (from the knowledge base)
    matches. Synonyms carry abbreviations ("GBM", "PE"); a name of one or two letters only
    matches a part that is exactly that abbreviation.
@@ -42,9 +47,8 @@ _STOP = frozenset(
     "status post s p case diagnosis finding findings versus vs see".split()
 )
 _GENERIC = frozenset(
-    "mass lesion disease disorder syndrome abnormality tumor tumour cyst nodule process "
-    "change changes injury acute chronic benign malignant primary multiple small large "
-    "focal diffuse".split()
+    "mass lesion abnormality tumor tumour process change changes cell cells acute chronic "
+    "benign malignant primary small large focal diffuse".split()
 )
 _SUFFIXES = ("ations", "ation", "isms", "ism", "ities", "ity", "ies", "es", "is", "us", "um", "ic",
              "al", "a", "i", "s", "e", "y", "ion")
@@ -76,7 +80,8 @@ def normalise(text: str) -> str:
 @lru_cache(maxsize=65536)
 def stems(text: str) -> frozenset[str]:
     """The meaningful stems of one phrase (rule 2)."""
-    words = [w for w in normalise(text).split() if w not in _STOP and not w.isdigit()]
+    words = [w for w in normalise(text).split()
+             if w not in _STOP and not w.isdigit() and len(w) > 1]
     return frozenset(_stem(w) for w in words)
 
 
@@ -113,8 +118,9 @@ def _compact(text: str) -> str:
 
 
 @lru_cache(maxsize=262144)
-def name_matches_part(name: str, part: str) -> bool:
-    """Rule 3 (and the abbreviation case of rule 4) for one name and one part."""
+def name_matches_part(name: str, part: str, first: bool = True) -> bool:
+    """Rule 3 (and the abbreviation case of rule 4) for one name and one part; `first`: the
+    part is the text's first (main) statement, the only one allowed to be shorter."""
     abbreviation = _abbreviation(name)
     if abbreviation is not None:
         return _compact(part) == abbreviation
@@ -127,13 +133,19 @@ def name_matches_part(name: str, part: str) -> bool:
     name_specific, part_specific = name_stems - _GENERIC_STEMS, part_stems - _GENERIC_STEMS
     if not name_specific or not part_specific:
         return False
-    return name_specific <= part_specific or part_specific <= name_specific
+    if name_specific <= part_specific:
+        return True
+    # the part names less than the name ("Granuloma" vs "Pulmonary granuloma"): only when it
+    # carries at least half of the name's specific words ("cell" is not a lymphoma)
+    return (first and part_specific <= name_specific
+            and 2 * len(part_specific) >= len(name_specific))
 
 
 def matches(text: str, names: Iterable[str]) -> bool:
     """Rule 4: does any name (an entry's name and synonyms) match any part of `text`?"""
     parts = split_parts(text)
-    return any(name_matches_part(n, p) for n in names if n for p in parts)
+    return any(name_matches_part(n, p, k == 0) for n in names if n
+               for k, p in enumerate(parts))
 
 
 def overlap(human_differential: str, names_of_items: list[Iterable[str]]) -> tuple[int, int]:
@@ -168,12 +180,12 @@ class NameIndex:
 
     def matching(self, text: str) -> set[int]:
         found: set[int] = set()
-        for part in split_parts(text):
+        for k, part in enumerate(split_parts(text)):
             found |= self.by_abbreviation.get(_compact(part), set())
             candidates: set[int] = set()
             for stem in stems(part):
                 candidates |= self.by_stem.get(stem, set())
             for i in candidates - found:
-                if any(name_matches_part(n, part) for n in self.items[i]):
+                if any(name_matches_part(n, part, k == 0) for n in self.items[i]):
                     found.add(i)
         return found
