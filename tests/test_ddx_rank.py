@@ -78,3 +78,11 @@ def test_terms_are_returned_and_weights_apply(view):
     total = sum(getattr(w, name) * terms[name] for name in R.TERMS)
     best = int(np.argmax(total))
     assert ranked[0].entry.id == view.entries[best].id
+
+
+def test_history_abbreviations_are_expanded():
+    from imaging.ddx.abbreviations import expand
+
+    assert "right lower quadrant" in expand("18yo c/o RLQ pain")
+    assert expand("PE: normal. MS: 5/5") == "PE: normal. MS: 5/5"  # ambiguous ones left alone
+    assert expand("RLQ pain") == expand("RLQ pain")

@@ -33,6 +33,7 @@ from ..notes.note import SimilarCase, Text
 from ..notes.strings import observation_label, region_label, t, tt
 from ..types import Analysis, ClinicalContext
 from . import matcher
+from .abbreviations import expand
 from .knowledge_view import REGIONS_OF_MODEL_REGION, Entry, KnowledgeView, model_region
 from .text_space import entry_embeddings, history_index
 
@@ -231,7 +232,7 @@ def rank(
                 finding_terms[i].append((code, p, label))
 
     # clinical history
-    history = (context.history or "").strip()
+    history = expand((context.history or "").strip())
     tfidf = np.zeros(n, dtype=np.float32)
     keyword_hits: list[list[str]] = [[] for _ in range(n)]
     if history:
