@@ -10,7 +10,6 @@ from pydicom.dataset import Dataset
 
 from pacs_bridge.study import Study
 
-from .dicom_out import build_sc, build_sr
 from .notes import Note, compose
 from .types import Analysis, ClinicalContext
 
@@ -31,6 +30,8 @@ def source_datasets(study: Study, analysis: Analysis) -> list[Dataset]:
 
 
 def dicom_objects(study: Study, analysis: Analysis, note: Note) -> tuple[Dataset, ...]:
+    from .dicom_out import build_sc, build_sr  # highdicom: only when objects are wanted
+
     evidence = source_datasets(study, analysis)
     objects: list[Dataset] = [build_sr(note, analysis, evidence)]
     sc = build_sc(note, analysis, evidence[0] if evidence else None)

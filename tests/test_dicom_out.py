@@ -121,3 +121,25 @@ def test_sc_without_key_image_is_none(note_and_analysis):
         analysis.series[0], key_image=None),))
     assert build_sc(note, bare) is None
     assert np.asarray(analysis.series[0].key_image).ndim == 2
+
+
+def test_pipeline_objects_reference_the_ingested_study(tmp_path):
+    from imaging.pipeline import dicom_objects, source_datasets
+    from pacs_bridge.ingest import ingest
+
+    study = ingest([get_testdata_file("CT_small.dcm")]).studies[0]
+    instance = study.series[0].instances[0]
+    analysis = chest_radiograph_analysis(uid=study.study_instance_uid)
+    series = dataclasses.replace(analysis.series[0],
+                                 series_instance_uid=study.series[0].series_instance_uid,
+                                 source_sop_instance_uids=(instance.sop_instance_uid,))
+    analysis = dataclasses.replace(analysis, series=(series,))
+    res = Resources(view=load_view(write_knowledge(tmp_path / "kb")))
+    note = compose(analysis, ClinicalContext(age=50), resources=res)
+    assert [ds.SOPInstanceUID for ds in source_datasets(study, analysis)] == [
+        instance.sop_instance_uid]
+    sr, sc = dicom_objects(study, analysis, note)
+    assert sr.StudyInstanceUID == sc.StudyInstanceUID == study.study_instance_uid
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+    assert evidence.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == instance.sop_instance_uid
+    assert sr.SOPInstanceUID != sc.SOPInstanceUID
