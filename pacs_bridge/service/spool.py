@@ -110,11 +110,18 @@ class Spool:
             self._refill.clear()
             while not self._stopped.is_set() and self._free.qsize() < SLOT_BATCH:
                 made = []
-                for _ in range(SLOT_BATCH):
-                    path = self.slots / f"{next(self._counter)}.slot"
-                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-                    made.append(path)
-                _fsync_dir(self.slots)  # one flush makes the whole batch's entries durable
+                try:
+                    for _ in range(SLOT_BATCH):
+                        path = self.slots / f"{next(self._counter)}.slot"
+                        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                        made.append(path)
+                    _fsync_dir(self.slots)  # one flush makes the whole batch's entries durable
+                except OSError as exc:  # e.g. disk full: receipts fall back to direct writes
+                    log.error("cannot pre-create spool slots: %s", exc.strerror)
+                    for path in made:
+                        path.unlink(missing_ok=True)
+                    self._stopped.wait(1.0)
+                    break
                 for path in made:
                     self._free.put(path)
 
@@ -129,14 +136,21 @@ class Spool:
                     break
             folders = set()
             for entry in batch:
-                if entry is not None:
-                    src, dst = entry
+                if entry is None:
+                    continue
+                src, dst = entry
+                try:
                     os.replace(src, dst)
                     folders.add(dst.parent)
-            for folder in folders:
-                _fsync_dir(folder)
-            if folders:
-                _fsync_dir(self.slots)
+                except OSError as exc:  # the data is safe in its slot; recover() files it
+                    log.error("cannot file a spooled instance: %s", exc.strerror)
+            try:
+                for folder in folders:
+                    _fsync_dir(folder)
+                if folders:
+                    _fsync_dir(self.slots)
+            except OSError as exc:
+                log.error("cannot flush spool folders: %s", exc.strerror)
             for _ in batch:
                 self._moves.task_done()
             if None in batch:
