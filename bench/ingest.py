@@ -4,7 +4,7 @@
 
 The corpus is every file of `DIR/dicom/conformance`, `DIR/dicom/volumes` and pydicom's
 bundled test files for which a bare `pydicom.dcmread(f).pixel_array` works (so both sides
-decode exactly the same files). Per round it times
+decode exactly the same files). Per round, chunk by chunk (rotating the order), it times
 
     ours: `pacs_bridge.ingest.ingest(files)` then `imaging.pixels.instance_frames` for every
           instance (float32, physical units: Modality LUT, MONOCHROME1, colour);
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=default_data(), help="the dev data folder")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--chunk", type=int, default=40, help="files per interleaved chunk")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)
@@ -113,21 +114,33 @@ def main(argv: list[str] | None = None) -> int:
     run_ours(files[:20])  # warm imports and plugin discovery on both sides
     run_bare(files[:20])
     cpu: dict[str, list[float]] = {k: [] for k in runners}
-    for r in range(args.rounds):
-        order = list(runners) if r % 2 == 0 else list(reversed(runners))
-        for name in order:
-            gc.collect()
-            start_cpu = time.process_time()
-            elapsed, n = runners[name](files)
-            cpu[name].append(time.process_time() - start_cpu)
-            times[name].append(elapsed)
-            frames[name] = n
+    # Interleave in chunks, rotating the order, so that every pipeline sees the same load
+    # (this machine is shared; whole-corpus runs seconds apart saw load swings of 2x).
+    chunks = [files[i : i + args.chunk] for i in range(0, len(files), args.chunk)]
+    names = list(runners)
+    for _ in range(args.rounds):
+        wall = dict.fromkeys(runners, 0.0)
+        used = dict.fromkeys(runners, 0.0)
+        counted = dict.fromkeys(runners, 0)
+        for c, chunk in enumerate(chunks):
+            order = names[c % len(names) :] + names[: c % len(names)]
+            for name in order:
+                gc.collect()
+                start_cpu = time.process_time()
+                elapsed, n = runners[name](chunk)
+                used[name] += time.process_time() - start_cpu
+                wall[name] += elapsed
+                counted[name] += n
+        for name in runners:
+            times[name].append(wall[name])
+            cpu[name].append(used[name])
+            frames[name] = counted[name]
 
     med = {k: statistics.median(v) for k, v in times.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     print(
         f"corpus: {len(files)} files, {megabytes:.1f} MB; "
-        f"medians of {args.rounds} interleaved rounds"
+        f"medians of {args.rounds} rounds, interleaved in chunks of {args.chunk} files"
     )
     print(f"{'pipeline':<40}{'wall s':>8}{'files/s':>10}{'MB/s':>8}{'cpu s':>8}{'frames':>8}")
     labels = {
