@@ -130,6 +130,7 @@ def _pull(args) -> int:
     from pacs_bridge.service import pull
     from pacs_bridge.service.journal import Journal
     from pacs_bridge.service.receive import Receiver
+    from pacs_bridge.service.service import read_runtime
     from pacs_bridge.service.spool import Spool
 
     _setup_logging(args.verbose)
@@ -150,6 +151,9 @@ def _pull(args) -> int:
         f"pulled by {result.via}: {result.received} instance(s) received, "
         f"{result.refused} refused (PACS lists {listed})"
     )
+    if result.via != "c-move" and read_runtime(cfg.storage.spool_directory) is None:
+        print("note: the bridge service is not running; `radassist bridge serve` analyses "
+              "the pulled study when it starts")
     return 0 if result.refused == 0 else 1
 
 

@@ -296,7 +296,15 @@ def store(
     """
     from pynetdicom import _config
 
+    chunked = _config.STORE_SEND_CHUNKED_DATASET
     _config.STORE_SEND_CHUNKED_DATASET = True  # files go out as their raw bytes
+    try:
+        return _store(port, datasets, called, calling, sop_classes, on_status)
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = chunked
+
+
+def _store(port, datasets, called, calling, sop_classes, on_status) -> list[int | None]:
     ae = AE(ae_title=calling)
     for sop in sop_classes:
         ae.add_requested_context(sop, [ExplicitVRLittleEndian])

@@ -355,10 +355,12 @@ def test_common_transfer_syntaxes_are_accepted_and_stored_as_sent(bridges):
     assert assoc.is_established and not assoc.rejected_contexts
     from pynetdicom import _config
 
+    chunked = _config.STORE_SEND_CHUNKED_DATASET
     _config.STORE_SEND_CHUNKED_DATASET = True  # send each file's encoded bytes unchanged
     try:
         statuses = [assoc.send_c_store(p).Status for p in files]
     finally:
+        _config.STORE_SEND_CHUNKED_DATASET = chunked
         assoc.release()
     assert statuses == [0x0000] * len(files)
     for ds in originals:
