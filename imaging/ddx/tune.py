@@ -39,7 +39,8 @@ def case_terms(data_dir: Path, model, split: str, library: CaseLibrary, predicti
         if not target.any():
             rows.append(None)
             continue
-        evidence = _evidence(predictions[case.case_id], model)
+        evidence = _evidence(predictions[case.case_id], model,
+                             cross_sectional=bool(set(case.modalities) & {"CT", "MR"}))
         age, sex = contexts.get(case.case_id, (None, None))
         exclude = (case.case_id,) if leave_out else ()
         per_context = {}

@@ -53,19 +53,29 @@ def _predictor(model) -> Callable[[list[Path]], object]:
     return predict
 
 
-def _evidence(prediction, model) -> ddx_rank.StudyEvidence:
+def _evidence(prediction, model, cross_sectional: bool = True) -> ddx_rank.StudyEvidence:
+    """Pool a case's per-image predictions the way `analyze` pools a series: a CT/MR header
+    rules out the chest-radiograph region, and radiograph findings are read only on
+    radiographs (MedPix cases are CT/MR)."""
     from ..model.loaded import HEAD_LABELS
 
-    region = prediction.region.mean(axis=0)
+    regions = list(HEAD_LABELS["region"])
+    region_p = np.array(prediction.region, dtype=np.float64)
+    if cross_sectional and "chest_radiograph" in regions:
+        region_p[:, regions.index("chest_radiograph")] = 0.0
+        region_p /= np.maximum(region_p.sum(axis=1, keepdims=True), 1e-12)
+    region = region_p.mean(axis=0)
     modality = prediction.modality.mean(axis=0)
-    findings = prediction.findings.max(axis=0)
     emb = prediction.embedding.mean(axis=0)
     emb = emb / max(float(np.linalg.norm(emb)), 1e-8)
-    observations = {f"finding:{name}": (float(p), name)
-                    for name, p in zip(HEAD_LABELS["findings"], findings, strict=True)}
+    observations = {}
+    if not cross_sectional:
+        findings = prediction.findings.max(axis=0)
+        observations = {f"finding:{name}": (float(p), name)
+                        for name, p in zip(HEAD_LABELS["findings"], findings, strict=True)}
     return ddx_rank.StudyEvidence(
         modality=HEAD_LABELS["modality"][int(np.argmax(modality))],
-        region_probs={r: float(p) for r, p in zip(HEAD_LABELS["region"], region, strict=True)},
+        region_probs={r: float(p) for r, p in zip(regions, region, strict=True)},
         observations=observations, embedding=emb.astype(np.float32))
 
 
@@ -165,7 +175,8 @@ def evaluate_ddx(
         iterator = tqdm(cases, desc=f"ddx {split}", unit="case")
     for case in iterator:
         prediction = predict(list(case.image_paths))
-        evidence = _evidence(prediction, model)
+        evidence = _evidence(prediction, model, cross_sectional=bool(
+            set(case.modalities) & {"CT", "MR"}))
         age, sex = contexts.get(case.case_id, (None, None))
         history = scrub(case.history)
         exclude = (case.case_id,) if same_data else ()
