@@ -49,6 +49,12 @@ def real_pipeline_available() -> tuple[bool, str]:
     return True, "imaging.pipeline:report_objects"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def storescu(port: int, aec: str, files: list[Path]) -> float:
     env = {**os.environ, "TCP_NODELAY": "1"}
     t = time.perf_counter()
@@ -100,26 +106,31 @@ def main() -> int:
             )
             time.sleep(0.5)
             receivers = {
-                "bridge": (bridge.dicom_port, "BRIDGE"),
-                "Orthanc": (orthanc.dicom_port, orthanc.aet),
-                "storescp": (scp_port, "STORESCP"),
+                "bridge": (bridge.dicom_port, "BRIDGE", bridge.proc.pid),
+                "Orthanc": (orthanc.dicom_port, orthanc.aet, orthanc.process.pid),
+                "storescp": (scp_port, "STORESCP", storescp.pid),
             }
             senders = {"storescu": storescu, "pynetdicom": pynetdicom_scu}
             rates: dict[tuple[str, str], list[float]] = {}
+            cpu: dict[tuple[str, str], list[float]] = {}
             latencies, studies = [], []
             for rep in range(args.repeats):
                 for sname, send in senders.items():
-                    for rname, (port, aec) in receivers.items():
+                    for rname, (port, aec, pid) in receivers.items():
                         seed = f"bench-{rep}-{sname}-{rname}-{time.time()}"
                         datasets = make_study(args.instances, seed=seed)
                         files = write_files(datasets, work / "src" / seed)
+                        c0 = cpu_seconds(pid)
                         rates.setdefault((sname, rname), []).append(send(port, aec, files))
+                        cpu.setdefault((sname, rname), []).append(
+                            (cpu_seconds(pid) - c0) / len(files) * 1000
+                        )
                         if rname == "bridge":
                             studies.append(datasets[0].StudyInstanceUID)
                             latencies.append(wait_for_sr(orthanc, studies[-1], time.perf_counter()))
             storescp.terminate()
             storescp.wait()
-            print_table(args, rates, latencies, use_real, why)
+            print_table(args, rates, cpu, latencies, use_real, why)
             bridge.stop()
     finally:
         for p in procs:
@@ -140,16 +151,24 @@ def wait_for_sr(orthanc, study_uid: str, t_last: float, timeout: float = 300.0) 
     raise TimeoutError("SR never arrived in Orthanc")
 
 
-def print_table(args, rates, latencies, use_real: bool, why: str) -> None:
+def print_table(args, rates, cpu, latencies, use_real: bool, why: str) -> None:
     n = args.instances
-    print(f"\nC-STORE of a {n}-instance CT study, one association, loopback, TCP_NODELAY, "
-          f"median of {args.repeats} (instances/s)\n")
-    print("| sender     | bridge | Orthanc | storescp | bridge/Orthanc |")
-    print("|------------|-------:|--------:|---------:|---------------:|")
+    recv = ("bridge", "Orthanc", "storescp")
+    print(f"\nC-STORE of a {n}-instance CT study, one association, loopback, TCP_NODELAY; "
+          f"median of {args.repeats} runs (instances/s; receiver CPU ms per instance)\n")
+    print("| sender     | bridge | Orthanc | storescp | bridge/Orthanc (paired runs) "
+          "| CPU ms/inst bridge | Orthanc | storescp |")
+    print("|------------|-------:|--------:|---------:|-----------------------------:"
+          "|-------------------:|--------:|---------:|")
     for sname in ("storescu", "pynetdicom"):
-        med = {r: statistics.median(rates[(sname, r)]) for r in ("bridge", "Orthanc", "storescp")}
+        med = {r: statistics.median(rates[(sname, r)]) for r in recv}
+        ratios = [b / o for b, o in zip(rates[(sname, "bridge")], rates[(sname, "Orthanc")],
+                                        strict=True)]
+        c = {r: statistics.median(cpu[(sname, r)]) for r in recv}
+        spread = f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
         print(f"| {sname:<10} | {med['bridge']:6.0f} | {med['Orthanc']:7.0f} | "
-              f"{med['storescp']:8.0f} | {med['bridge'] / med['Orthanc']:14.2f} |")
+              f"{med['storescp']:8.0f} | {spread:>28} | {c['bridge']:18.2f} | "
+              f"{c['Orthanc']:7.2f} | {c['storescp']:8.2f} |")
     analyzer = "real pipeline (imaging.pipeline:report_objects)" if use_real else (
         f"transport test analyzer (highdicom SR + SC; real pipeline not used: {why})"
     )
