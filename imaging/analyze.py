@@ -1,0 +1,295 @@
+"""`analyze(study, context) -> Analysis`: every image series through the model.
+
+Per stack: choose at most 24 evenly spaced slices, window them as a reader would, run the
+network once on the batch, aggregate slice probabilities to the series (mean for modality,
+region and plane; max for findings, naming the slices that drive them), and check quality
+before saying anything clinical: an unsupported header modality, a blank image, a colour
+photograph or an embedding far from every training image is flagged out of distribution
+and gets no region, plane or finding statements.
+
+The clinical context never changes the pixels' analysis; it is accepted for the composer.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import torch
+
+from imaging.datasets import FINDINGS, MODALITIES, PLANES, REGIONS
+from imaging.model.preprocess import to_input, window
+from imaging.types import (
+    Analysis,
+    ClinicalContext,
+    ImageStack,
+    Observation,
+    Saliency,
+    SeriesAnalysis,
+)
+from pacs_bridge.errors import RadAssistError
+
+MAX_SLICES = 24
+SUPPORTED_MODALITIES = ("CT", "MR", "CR", "DX", "OT", "SC")
+RADIOGRAPH_MODALITIES = ("CR", "DX")
+CROSS_SECTIONAL = ("CT", "MR")
+OOD_QUALITY = 0.01  # below the 1st percentile of validation images' typicality
+FINDING_REPORT_THRESHOLD = 0.5  # saliency is computed for findings at or above this
+BLANK_STD = 0.01  # windowed [0,1] standard deviation of an empty image
+COLOUR_CHROMA = 0.04  # mean |R-G|+|G-B| (0-1 scale) of a photograph, not a grey image
+
+REGION_LABEL = {
+    "head": "Head", "spine_muscles": "Spine and muscles", "thorax": "Thorax",
+    "abdomen": "Abdomen", "reproductive_urinary": "Reproductive and urinary system",
+    "chest_radiograph": "Chest radiograph",
+}
+MODALITY_LABEL = {"CT": "Computed tomography", "MR": "Magnetic resonance", "XR": "Radiograph"}
+
+
+def analyze(study, context: ClinicalContext | None = None) -> Analysis:
+    """Analyse every image series of a `pacs_bridge.study.Study`."""
+    from imaging.model import get_model
+
+    model = get_model()
+    results: list[SeriesAnalysis] = []
+    warnings: list[str] = []
+    for series in study.series:
+        uid = series.series_instance_uid
+        if not series.is_image:
+            warnings.append(f"non_image_series: {uid} ({series.modality or '?'}) skipped")
+            continue
+        try:
+            stacks = _series_stacks(series)
+        except RadAssistError as exc:
+            warnings.append(f"unreadable_series: {uid}: {exc}")
+            continue
+        if not stacks:
+            warnings.append(f"no_pixels: {uid}: no decodable image")
+            continue
+        for stack in stacks:
+            try:
+                results.append(analyze_stack(model, stack))
+            except RadAssistError as exc:
+                warnings.append(f"stack_failed: {uid}: {exc}")
+    return Analysis(study_instance_uid=str(study.study_instance_uid), series=tuple(results),
+                    model_version=model.version, warnings=tuple(warnings))
+
+
+def _series_stacks(series) -> tuple[ImageStack, ...]:
+    from imaging.pixels import series_stacks
+
+    return tuple(series_stacks(series))
+
+
+def _gray_and_chroma(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """Grey values and how colourful an RGB image is (0 for greyscale)."""
+    if image.ndim == 3 and image.shape[-1] == 3:
+        rgb = image.astype(np.float32)
+        span = float(np.nanmax(rgb) - np.nanmin(rgb)) or 1.0
+        chroma = float(np.mean(np.abs(rgb[..., 0] - rgb[..., 1]) +
+                               np.abs(rgb[..., 1] - rgb[..., 2]))) / span
+        return rgb.mean(axis=-1), chroma
+    return image.astype(np.float32), 0.0
+
+
+def _window_for(stack: ImageStack, gray: np.ndarray):
+    from imaging.pixels import default_window
+
+    if stack.photometric == "RGB":
+        return None
+    return default_window(stack.windows, gray)
+
+
+def _to_unit(gray: np.ndarray, win) -> np.ndarray:
+    if win is not None and win.width > 0:
+        return window(gray, win.center, win.width)
+    lo, hi = np.nanpercentile(gray, [0.5, 99.5]) if gray.size else (0.0, 0.0)
+    if not np.isfinite(hi - lo) or hi - lo < 1e-6:
+        return np.zeros_like(gray, dtype=np.float32)
+    return window(gray, (lo + hi) / 2.0, hi - lo)
+
+
+def _display(gray01: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(gray01, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def select_slices(n: int, limit: int = MAX_SLICES) -> np.ndarray:
+    """Evenly spaced slice indices (all of them for short stacks)."""
+    if n <= limit:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(int))
+
+
+def analyze_stack(model, stack: ImageStack) -> SeriesAnalysis:
+    header = (stack.modality or "").upper()
+    arr = np.asarray(stack.array)
+    if arr.ndim in (2,) or (arr.ndim == 3 and arr.shape[-1] == 3 and stack.photometric == "RGB"):
+        arr = arr[None]
+    n_images = int(arr.shape[0])
+    idx = select_slices(n_images)
+    warnings: list[str] = list(stack.warnings)
+    if len(idx) < n_images:
+        warnings.append(f"subsampled: {len(idx)} of {n_images} slices analysed")
+
+    units, chromas, stds = [], [], []
+    for i in idx:
+        gray, chroma = _gray_and_chroma(arr[i])
+        unit = _to_unit(gray, _window_for(stack, gray))
+        units.append(unit)
+        chromas.append(chroma)
+        stds.append(float(np.std(unit)))
+    batch = torch.stack([to_input(u) for u in units])
+    pred = model.predict(batch)
+
+    # quality first: say nothing clinical about what we were not trained for
+    reasons = []
+    if header not in SUPPORTED_MODALITIES:
+        reasons.append(f"unsupported modality {header or 'unknown'}")
+    if max(stds) < BLANK_STD:
+        reasons.append("blank or uniform image")
+    if np.median(chromas) > COLOUR_CHROMA:
+        reasons.append("colour photograph, not a radiological image")
+    slice_quality = np.array([model.quality(e) for e in pred.embedding])
+    quality = 0.0 if reasons else float(np.median(slice_quality))
+    if not reasons and quality < OOD_QUALITY:
+        reasons.append(f"image unlike the training data (typicality {quality:.3f})")
+    ood = bool(reasons)
+    if ood:
+        warnings.append("out_of_distribution: " + "; ".join(reasons))
+
+    observations: list[Observation] = []
+    modality_p = pred.modality.mean(axis=0)
+    for k in np.argsort(-modality_p, kind="stable"):
+        code = MODALITIES[k]
+        observations.append(Observation(f"modality:{code}", "modality", MODALITY_LABEL[code],
+                                        round(float(modality_p[k]), 6)))
+    predicted_modality = MODALITIES[int(np.argmax(modality_p))]
+    expected = {"CT": "CT", "MR": "MR", "CR": "XR", "DX": "XR"}.get(header)
+    if expected and expected != predicted_modality and not ood:
+        warnings.append(f"modality_mismatch: header says {header}, image looks like "
+                        f"{predicted_modality}")
+    is_radiograph = header in RADIOGRAPH_MODALITIES or (
+        header not in CROSS_SECTIONAL and predicted_modality == "XR")
+
+    saliency: list[Saliency] = []
+    key_pos = len(idx) // 2
+    if not ood:
+        region_p = pred.region.copy()
+        if header in CROSS_SECTIONAL or (not is_radiograph):
+            region_p[:, REGIONS.index("chest_radiograph")] = 0.0
+            region_p /= np.maximum(region_p.sum(axis=1, keepdims=True), 1e-12)
+        series_region = region_p.mean(axis=0)
+        for k in np.argsort(-series_region, kind="stable")[:3]:
+            observations.append(Observation(
+                f"region:{REGIONS[k]}", "region", REGION_LABEL[REGIONS[k]],
+                round(float(series_region[k]), 6), _driving(idx, region_p[:, k])))
+        top_region = int(np.argmax(series_region))
+        key_pos = int(np.argmax(region_p[:, top_region]))
+        if not is_radiograph:
+            plane_p = pred.plane.mean(axis=0)
+            for k in np.argsort(-plane_p, kind="stable"):
+                observations.append(Observation(
+                    f"plane:{PLANES[k]}", "plane", PLANES[k].capitalize(),
+                    round(float(plane_p[k]), 6), _driving(idx, pred.plane[:, k])))
+        else:
+            finding_p = pred.findings.max(axis=0)
+            for k in np.argsort(-finding_p, kind="stable"):
+                name = FINDINGS[k]
+                observations.append(Observation(
+                    f"finding:{name}", "finding", _finding_label(name),
+                    round(float(finding_p[k]), 6), _driving(idx, pred.findings[:, k])))
+            top = int(np.argmax(finding_p))
+            key_pos = int(np.argmax(pred.findings[:, top]))
+            for k in np.flatnonzero(finding_p >= FINDING_REPORT_THRESHOLD):
+                pos = int(np.argmax(pred.findings[:, k]))
+                if pos != key_pos:
+                    continue  # saliency is aligned with the key image only
+                cam = gradcam(model, batch[pos:pos + 1], int(k))
+                saliency.append(Saliency(f"finding:{FINDINGS[k]}", int(idx[pos]), "gradcam",
+                                         _to_image_grid(cam, units[pos].shape)))
+    observations.append(Observation("quality:ood", "quality", "Out of distribution",
+                                    1.0 if ood else round(float(np.clip(
+                                        1.0 - quality / 0.1, 0.0, 1.0)), 6)))
+
+    emb = pred.embedding.mean(axis=0)
+    emb = (emb / max(float(np.linalg.norm(emb)), 1e-12)).astype(np.float32)
+    return SeriesAnalysis(
+        series_instance_uid=stack.series_instance_uid,
+        header_modality=header,
+        n_images=n_images,
+        key_slice=int(idx[key_pos]),
+        observations=tuple(observations),
+        quality_score=round(quality, 6),
+        out_of_distribution=ood,
+        saliency=tuple(saliency),
+        warnings=tuple(warnings),
+        source_sop_instance_uids=tuple(dict.fromkeys(stack.sop_instance_uids)),
+        embedding=emb,
+        key_image=_display(units[key_pos]),
+    )
+
+
+def _finding_label(name: str) -> str:
+    return {"covid19": "COVID-19 pattern"}.get(name, name.replace("_", " ").capitalize())
+
+
+def _driving(idx: np.ndarray, per_slice: np.ndarray, top: int = 3) -> tuple[int, ...]:
+    """The stack indices of the slices with the highest probability (none for one image)."""
+    if len(idx) <= 1:
+        return ()
+    order = np.argsort(-per_slice, kind="stable")[:top]
+    return tuple(int(idx[i]) for i in sorted(order))
+
+
+def gradcam(model, x: torch.Tensor, finding_index: int) -> np.ndarray:
+    """MONAI GradCAM of one finding logit at the last conv stage -> (224, 224) in [0, 1].
+
+    One GradCAM per loaded model (its hooks stay registered); the wrapper is in eval mode,
+    because GradCAM restores the wrapper's own train/eval state after each call.
+    """
+    from monai.visualize import GradCAM
+
+    cam = getattr(model, "_finding_gradcam", None)
+    if cam is None:
+        net = _FindingLogits(model.visual).eval()
+        cam = GradCAM(nn_module=net, target_layers="visual.encoder.net.features.0.head")
+        model._finding_gradcam = cam
+    with torch.enable_grad():
+        inp = x.clone().requires_grad_(True)
+        out = cam(x=inp, class_idx=finding_index)
+    model.visual.eval()
+    arr = np.nan_to_num(out.detach().numpy()[0, 0].astype(np.float32))
+    return np.clip(arr, 0.0, 1.0)
+
+
+class _FindingLogits(torch.nn.Module):
+    def __init__(self, visual) -> None:
+        super().__init__()
+        self.visual = visual
+
+    def forward(self, x):
+        return self.visual.heads(self.visual.features(x))["findings"]
+
+
+def _to_image_grid(cam224: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Undo pad-to-square + resize so the map lines up with the key image's pixels."""
+    h, w = shape
+    side = max(h, w)
+    t = torch.from_numpy(cam224)[None, None]
+    big = torch.nn.functional.interpolate(t, size=(side, side), mode="bilinear",
+                                          align_corners=False)[0, 0].numpy()
+    top, left = (side - h) // 2, (side - w) // 2
+    return np.ascontiguousarray(np.clip(big[top:top + h, left:left + w], 0, 1),
+                                dtype=np.float32)
+
+
+class _CallableModule(types.ModuleType):
+    """`imaging.analyze` names both this module and the function: importing the module
+    first would otherwise shadow the function on the package, so the module is callable."""
+
+    def __call__(self, study, context: ClinicalContext | None = None) -> Analysis:
+        return analyze(study, context)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,1 @@
+"""Evaluation of the model and its baselines on any folder laid out like the dev data."""

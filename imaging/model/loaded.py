@@ -1,0 +1,135 @@
+"""The loaded, ready-to-run model: weights bundle -> encode images / text, heads, OOD.
+
+Inference is deterministic: deterministic torch algorithms, a fixed thread count, eval
+mode, no randomness; the same batch gives the same numbers bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imaging.datasets import FINDINGS
+from imaging.model.network import SOFTMAX_HEADS, build_clip
+from pacs_bridge.errors import ModelError
+
+BUNDLE_FILES = ("configs/metadata.json", "configs/inference.json", "models/model.pt")
+
+
+def default_weights_dir() -> Path:
+    env = os.environ.get("RADASSIST_WEIGHTS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent.parent / "weights"
+
+
+def configure_torch() -> None:
+    """Fixed threads and deterministic kernels, so repeated analyses agree bit for bit."""
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    threads = int(os.environ.get("RADASSIST_THREADS", "2"))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Per image: calibrated probabilities of every head and the joint-space embedding."""
+
+    modality: np.ndarray  # (N, 3)
+    region: np.ndarray  # (N, 6)
+    plane: np.ndarray  # (N, 3)
+    findings: np.ndarray  # (N, len(FINDINGS)) independent sigmoids
+    embedding: np.ndarray  # (N, D) L2-normalised
+    features: np.ndarray  # (N, FEATURE_DIM) standardised trunk features
+
+
+class RadAssistModel:
+    """What `get_model()` returns. `version`, `encode_images`, `encode_text`, `predict`."""
+
+    def __init__(self, weights_dir: Path) -> None:
+        weights_dir = Path(weights_dir)
+        missing = [f for f in BUNDLE_FILES if not (weights_dir / f).is_file()]
+        if missing:
+            raise ModelError(str(weights_dir), f"weights bundle incomplete, missing {missing}; "
+                             "run `radassist train --out weights/`", reason="weights_missing")
+        configure_torch()
+        self.weights_dir = weights_dir
+        self.metadata = json.loads((weights_dir / "configs/metadata.json").read_text())
+        self.inference_config = json.loads((weights_dir / "configs/inference.json").read_text())
+        self.version = str(self.metadata.get("version", "unknown"))
+        self.text_tower = self.inference_config.get("text_tower", "minilm")
+        try:
+            payload = torch.load(weights_dir / "models/model.pt", map_location="cpu",
+                                 weights_only=True)
+        except Exception as exc:  # corrupt / incompatible file
+            raise ModelError(str(weights_dir / "models/model.pt"), f"cannot load weights: {exc}",
+                             reason="weights_unreadable") from exc
+        self.clip, self.tokenizer = build_clip(self.text_tower, pretrained_trunk=False)
+        state = payload["state_dict"]
+        result = self.clip.load_state_dict(state, strict=False)
+        unexpected = list(result.unexpected_keys)
+        missing_keys = [k for k in result.missing_keys
+                        if not (self.text_tower == "minilm" and k.startswith("text.transformer."))]
+        if unexpected or missing_keys:
+            raise ModelError(str(weights_dir), f"weights do not match the network "
+                             f"(missing {missing_keys[:3]}, unexpected {unexpected[:3]})",
+                             reason="weights_mismatch")
+        self.clip.eval()
+        self.visual = self.clip.visual
+        # OOD reference: embeddings of the training images, and the validation distribution
+        # of nearest-neighbour similarity used to turn a similarity into a quality score.
+        self.ood_bank = payload["ood_bank"].float().numpy()
+        self.ood_reference = np.sort(payload["ood_reference"].float().numpy())
+
+    # -- images ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, batch: torch.Tensor | np.ndarray) -> Prediction:
+        x = torch.as_tensor(np.asarray(batch), dtype=torch.float32)
+        if x.ndim == 3:
+            x = x[:, None]
+        feats = self.visual.features(x)
+        logits = self.visual.heads(feats)
+        emb = torch.nn.functional.normalize(self.visual.embed(feats), dim=-1)
+        return Prediction(
+            modality=torch.softmax(logits["modality"], -1).numpy(),
+            region=torch.softmax(logits["region"], -1).numpy(),
+            plane=torch.softmax(logits["plane"], -1).numpy(),
+            findings=torch.sigmoid(logits["findings"]).numpy(),
+            embedding=emb.numpy().astype(np.float32),
+            features=feats.numpy(),
+        )
+
+    def encode_images(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
+        """(N,1,224,224) or (N,224,224) [0,1] images -> (N, D) L2-normalised embeddings."""
+        return self.predict(batch).embedding
+
+    # -- text -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        """Sentences -> (N, D) float32 L2-normalised embeddings in the joint space."""
+        if not texts:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        out = []
+        for start in range(0, len(texts), 64):
+            tokens = self.tokenizer(list(texts[start:start + 64]))
+            out.append(self.clip.encode_text(tokens, normalize=True))
+        return torch.cat(out).numpy().astype(np.float32)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.ood_bank.shape[1])
+
+    # -- out of distribution --------------------------------------------------------------
+    def quality(self, embedding: np.ndarray) -> float:
+        """Share of validation images less typical than this one (1 = typical, 0 = alien)."""
+        sim = float(np.max(self.ood_bank @ embedding.astype(np.float32)))
+        ref = self.ood_reference
+        return float(np.searchsorted(ref, sim, side="right") / max(len(ref), 1))
+
+
+HEAD_LABELS = {**SOFTMAX_HEADS, "findings": FINDINGS}

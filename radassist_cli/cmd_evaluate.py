@@ -1,0 +1,57 @@
+"""`radassist evaluate --data DIR --split val|test --out metrics.json`: model vs baselines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pacs_bridge.errors import RadAssistError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="metrics with 95%% bootstrap CIs for the model and baselines")
+    p.add_argument("--data", type=Path, required=True, help="folder laid out like the dev data")
+    p.add_argument("--split", default="val", help="split to evaluate (val, test, ...)")
+    p.add_argument("--library", type=Path, default=None,
+                   help="case library data folder for the ddx task (default: --data)")
+    p.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
+    p.add_argument("--predictions", type=Path, default=None, help="JSON lines, one per image")
+    p.add_argument("--task", choices=("classify", "ddx", "all"), default="all")
+    p.add_argument("--weights", type=Path, default=None, help="weights bundle (default weights/)")
+    p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--limit", type=int, default=None,
+                   help="only N images per dataset and modality (quick checks)")
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from imaging.evaluation.run import evaluate, markdown_table
+
+    if not args.data.is_dir():
+        raise RadAssistError(str(args.data), "data folder not found", reason="no_data")
+    model = None
+    if args.task in ("classify", "all"):
+        from imaging.model import get_model
+
+        model = get_model(args.weights)
+    fh = args.predictions.open("w") if args.predictions else None
+    try:
+        result = evaluate(args.data, args.split, model=model, task=args.task,
+                          library_dir=args.library, predictions_fh=fh,
+                          baselines=not args.no_baselines, limit=args.limit,
+                          log=lambda m: print(m, file=sys.stderr))
+    except ValueError as exc:
+        raise RadAssistError(str(args.data), str(exc), reason="evaluation") from exc
+    finally:
+        if fh is not None:
+            fh.close()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    table = markdown_table(result)
+    args.out.with_suffix(".md").write_text(table + "\n")
+    print(table)
+    print(f"metrics written to {args.out} (table: {args.out.with_suffix('.md')})")
+    return 0
