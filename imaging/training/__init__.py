@@ -1,0 +1,1 @@
+"""Training: cached frozen-trunk features, heads, text alignment, the weights bundle."""
