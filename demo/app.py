@@ -93,17 +93,21 @@ def _view_updates(state: cb.ViewerState, index: int | None):
 
 
 def on_upload(files, progress=gr.Progress()):  # noqa: B008
+    """Ingest the upload; the previous study's note and downloads are cleared at once."""
     paths = [getattr(f, "name", f) for f in (files or [])]
+    cleared = ("", [], None, gr.Dropdown(choices=[], value=None), "")
     if not paths:
-        return (cb.ViewerState(), gr.Dropdown(choices=[], value=None), [], "")
+        return (cb.ViewerState(), gr.Dropdown(choices=[], value=None), [], "", *cleared)
     state = cb.load_files(paths, progress=progress)
     first = cb.first_image_index(state)
     choices = cb.view_choices(state)
+    waiting = "_Analysing…_" if state.study is not None else ""
     return (
         state,
         gr.Dropdown(choices=choices, value=first if first is not None else None),
         cb.thumbnails(state),
         cb.messages_markdown(state),
+        waiting, [], None, gr.Dropdown(choices=[], value=None), "",
     )
 
 
@@ -152,6 +156,7 @@ def on_analyse(state, index, age, sex, history, lang, library_dir, progress=gr.P
         note_md,
         gr.Dropdown(choices=findings, value=findings[0] if findings else None),
         gr.Checkbox(interactive=bool(findings)),
+        cb.messages_markdown(state),
     )
 
 
@@ -280,8 +285,10 @@ def build_app(library_dir: str | Path | None = None, weights_dir: str | Path | N
                          finding, opacity]
         analyse_inputs = [state, series, age, sex, history, lang, lib_state]
         analyse_outputs = [state, note, observations, ddx_item, downloads, edited, finding,
-                           overlay]
-        files.change(on_upload, [files], [state, series, gallery, messages]).then(
+                           overlay, messages]
+        upload_outputs = [state, series, gallery, messages, note, observations, downloads,
+                          ddx_item, review_status]
+        files.change(on_upload, [files], upload_outputs).then(
             on_select, [state, series], view_outputs
         ).then(on_header, [state, series, slice_no, show_phi, header_query], [header]).then(
             on_analyse, analyse_inputs, analyse_outputs

@@ -369,6 +369,8 @@ def render_view(
         else:
             img = render.blend_saliency(img, maps[0].array, opacity)
             caption += f" · saliency: {maps[0].finding_code} ({maps[0].method})"
+            if not np.nanmax(maps[0].array) > 0:
+                caption += " — the map is empty (no attention above zero)"
             bar = True
     img = render.zoom_crop(render.to_rgb(img), zoom)
     img = render.upscale_for_display(img)

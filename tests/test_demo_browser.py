@@ -6,6 +6,8 @@ starts it; screenshots go to artifacts/screenshots/ for a human to look at.
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
 import socket
@@ -142,6 +144,11 @@ def _wait_image_loaded(page, other_than: str = "", timeout: float = 30.0) -> Non
 
 
 def _upload(page, *paths: str) -> None:
+    """Replace the upload (the file widget otherwise adds to the files already there)."""
+    clear = page.locator("#upload button[aria-label='Clear']")
+    if clear.count():
+        clear.first.click()
+        page.wait_for_selector("#upload input[type=file]", state="attached")
     page.set_input_files("#upload input[type=file]", list(paths))
     page.wait_for_selector("#main-image img", timeout=60_000)
 
@@ -186,24 +193,71 @@ def test_bad_upload_shows_a_readable_message(page, tmp_path):
     assert "not_dicom" in text and "Traceback" not in page.content()
 
 
+def _overlay_candidates(library: Path | None) -> list[str]:
+    """Radiographs likely to carry a finding the model maps (saliency is computed only for
+    findings it reports): the CR chest of the corpus, then labelled validation images."""
+    if library is None:
+        return []
+    out = [str(library / "dicom/conformance/fo-dicom/CR-MONO1-10-chest")]
+    labels = library / "nih_cxr14/labels.csv"
+    if labels.is_file():
+        with labels.open(newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r["split"] == "val"
+                    and re.search(r"Effusion|Pneumonia|Infiltration|Edema", r["finding_labels"])]
+        out += [str(library / "nih_cxr14" / r["image"]) for r in rows[:4]]
+    meta = library / "covid_cxr/metadata.csv"
+    if meta.is_file():
+        with meta.open(newline="", encoding="utf-8", errors="replace") as fh:
+            rows = [r for r in csv.DictReader(fh) if r["split"] == "val"
+                    and "COVID" in r["finding"] and r["modality"].strip().upper() != "CT"]
+        out += [str(library / "covid_cxr" / r["image"]) for r in rows[:3]]
+    return [p for p in out if Path(p).is_file()]
+
+
 @pytest.mark.skipif(not _analysis_available(),
                     reason="no model: imaging.analyze or the weights bundle is missing")
-def test_note_overlay_and_language(page, server):
+def test_note_language_review_and_overlay(page, server):
     _upload(page, get_testdata_file("CT_small.dcm"))
     english = _wait_text(page, "#note", r"Draft imaging note", timeout=120)
     assert "AI draft — not reviewed by a physician" in english
     _wait_text(page, "#observations", r"modality")
-    # saliency overlay, when the model produced a map for this series
-    overlay = page.locator("#overlay input[type=checkbox]")
-    if overlay.is_enabled():
-        overlay.check()
-        _wait_text(page, "#caption", r"saliency: ")
+    _wait_text(page, "#downloads", r"\.sr\s*\.dcm")
     page.locator("#lang label", has_text="中文").click()
     chinese = _wait_text(page, "#note", r"影像报告草稿")
     assert "AI 草稿" in chinese
     page.screenshot(path=str(SHOTS / "viewer-note-zh.png"), full_page=True)
     page.locator("#lang label", has_text="English").click()
     _wait_text(page, "#note", r"Draft imaging note")
+    # accept: one de-identified line in the audit file
+    page.get_by_text("Review: accept, edit or reject", exact=True).click()
+    page.get_by_role("button", name="Accept", exact=True).click()
+    _wait_text(page, "#review-status", r"Recorded 'accept'")
+    record = json.loads(server["audit"].read_text().splitlines()[-1])
+    assert record["decision"] == "accept" and "CompressedSamples" not in json.dumps(record)
+
+    # saliency overlay with its colour bar, on the first radiograph the model maps
+    for path in _overlay_candidates(server["library"]):
+        before = _image_src(page)
+        _upload(page, path)
+        _wait_image_loaded(page, other_than=before)
+        _wait_text(page, "#note", r"Draft imaging note", timeout=120)
+        if not page.locator("#overlay input[type=checkbox]").is_enabled():
+            continue
+        width_before = page.evaluate(
+            "() => document.querySelector('#main-image img').naturalWidth")
+        shown = _image_src(page)
+        page.locator("#overlay input[type=checkbox]").check()
+        caption = _wait_text(page, "#caption", r"saliency: finding:")
+        _wait_image_loaded(page, other_than=shown)
+        width_after = page.evaluate(
+            "() => document.querySelector('#main-image img').naturalWidth")
+        assert width_after > width_before  # the colour bar is appended beside the image
+        page.screenshot(path=str(SHOTS / "viewer-overlay.png"), full_page=True)
+        page.locator("#overlay input[type=checkbox]").uncheck()
+        _wait_text(page, "#caption", r"^(?!.*saliency)")
+        assert "gradcam" in caption or "occlusion" in caption
+        return
+    pytest.skip("the model reported no finding (so no saliency map) on any candidate radiograph")
 
 
 def test_quiz_question_scored(page, server):
