@@ -25,6 +25,8 @@ from demo.teaching import TeachingLibrary, load_library  # noqa: E402
 TITLE = "RadAssist — offline second read (research and teaching aid, not a medical device)"
 LANGS = [("English", "en"), ("中文", "zh")]
 WARM_UP_PASSES = 3
+# one model, one analysis at a time (its Grad-CAM hooks are shared); display stays parallel
+MODEL_QUEUE = {"concurrency_limit": 1, "concurrency_id": "model"}
 CSS = """
 #main-image img {image-rendering: auto;}
 .ai-draft {color: #b45309; font-weight: 600;}
@@ -326,9 +328,9 @@ def build_app(library_dir: str | Path | None = None, weights_dir: str | Path | N
         files.change(on_upload, [files], upload_outputs).then(
             on_select, [state, series], view_outputs
         ).then(on_header, [state, series, slice_no, show_phi, header_query], [header]).then(
-            on_analyse, analyse_inputs, analyse_outputs
+            on_analyse, analyse_inputs, analyse_outputs, **MODEL_QUEUE
         )
-        analyse_btn.click(on_analyse, analyse_inputs, analyse_outputs)
+        analyse_btn.click(on_analyse, analyse_inputs, analyse_outputs, **MODEL_QUEUE)
         series.input(on_select, [state, series], view_outputs).then(
             on_header, [state, series, slice_no, show_phi, header_query], [header]
         )

@@ -182,12 +182,14 @@ def build_teaching_tab(library: TeachingLibrary | None, library_dir: str) -> Non
         next_btn.click(lambda q: (*next_question(q, library), "", "", "", ""), [quiz],
                        [quiz, q_images, q_text, answer, score, reveal, note])
         submit.click(lambda q, a: submit_answer(q, library, a), [quiz, answer],
-                     [quiz, reveal, score, tally]).then(_note_with_progress, [quiz, lib_dir],
-                                                        [note])
+                     [quiz, reveal, score, tally]).then(
+            _note_with_progress, [quiz, lib_dir], [note], concurrency_limit=1,
+            concurrency_id="model")
         q_similar.click(
             lambda q, d: similar.find_similar(_case_note_state(q.case_id, d), d)
             if q.case_id else ([], "Press **Next case** first."),
-            [quiz, lib_dir], [sim_gallery, sim_md])
+            [quiz, lib_dir], [sim_gallery, sim_md], concurrency_limit=1,
+            concurrency_id="model")
 
     with gr.Tab("Browse library", id="browse"):
         with gr.Row():

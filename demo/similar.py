@@ -104,10 +104,12 @@ def find_similar(state: ViewerState, library_dir: str, k: int = 8) -> tuple[list
         return [], "Upload a study first."
     hits: list[tuple[str, str, float]] = []
     lib = _case_library()
-    if lib is not None and state.analysis is not None:
-        emb = next((s.embedding for s in state.analysis.series if s.embedding is not None), None)
+    series = state.analysis.series if state.analysis is not None else ()
+    emb = next((s.embedding for s in series if s.embedding is not None), None)
+    history = state.context.history or None
+    if lib is not None and (emb is not None or history):
         try:
-            found = lib.search(embedding=emb, history=state.context.history or None, k=k)
+            found = lib.search(embedding=emb, history=history, k=k)
             hits = [(h.case_id, h.diagnosis, h.similarity) for h in found]
         except Exception:
             hits = []
@@ -118,7 +120,10 @@ def find_similar(state: ViewerState, library_dir: str, k: int = 8) -> tuple[list
                 seen.setdefault(c.case_id, (c.case_id, c.diagnosis, c.similarity))
         hits = sorted(seen.values(), key=lambda h: -h[2])[:k]
     if not hits:
-        why = "no analysis yet" if state.analysis is None else "the case library is not built"
+        if lib is None:
+            why = "the case library is not built: run `radassist cases build --data DIR`"
+        else:
+            why = "analyse the study or type a clinical history first"
         return [], f"No similar cases ({why})."
     teaching = load_library(library_dir) if library_dir else None
     gallery, lines = [], []

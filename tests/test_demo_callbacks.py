@@ -313,3 +313,23 @@ def test_send_to_pacs_by_c_store(tmp_path):
     sop_classes = sorted(ds.SOPClassUID.name for ds in received)
     assert sop_classes == ["Comprehensive 3D SR Storage", "Secondary Capture Image Storage"]
     assert all(ds.StudyInstanceUID == state.study.study_instance_uid for ds in received)
+
+
+def test_find_similar_cases_from_a_text_library(data_dir, tmp_path, monkeypatch):
+    """A text-only case library built from the real MedPix train split, searched by history."""
+    from demo import similar
+    from imaging.cases.library import build
+
+    db = tmp_path / "cases.sqlite"
+    assert build(data_dir, db) > 100
+    monkeypatch.setenv("RADASSIST_LIBRARY", str(db))
+    state = cb.load_files([CT])
+    state.context = cb.context_from_inputs(None, None, "")
+    gallery, text = similar.find_similar(state, str(data_dir))
+    assert gallery == [] and "type a clinical history" in text
+    state.context = cb.context_from_inputs(70, "male", "sudden left sided weakness and aphasia")
+    gallery, text = similar.find_similar(state, str(data_dir))
+    library = TeachingLibrary.load(data_dir)
+    ids = [line.split("**")[1] for line in text.splitlines()]
+    assert len(ids) == 8 and all(library.get(i).split == "train" for i in ids)
+    assert gallery and all(img.ndim == 3 for img, _ in gallery)
