@@ -284,7 +284,7 @@ def build_app(library_dir: str | Path | None = None, weights_dir: str | Path | N
                             interactive=False, label="Observations (calibrated)",
                             elem_id="observations",
                         )
-                        with gr.Group():
+                        with gr.Column(variant="panel"):
                             ddx_item = gr.Dropdown(label="Differential item: evidence and a "
                                                    "similar teaching case", choices=[],
                                                    elem_id="ddx-item")

@@ -185,6 +185,13 @@ def test_upload_window_level_and_invert(page):
     _wait_text(page, "#header", r"PatientName\s+PN\s+CompressedSamples\^CT1")
 
 
+def test_sample_study_from_pydicom_opens(page):
+    """A fresh machine offers pydicom's own test files as example studies."""
+    page.get_by_text("MR_small.dcm", exact=True).click()
+    _wait_text(page, "#caption", r"S1 MR \(1 image\)")
+    _wait_text(page, "#messages", r"Loaded: 1 series, 1 image")
+
+
 def test_bad_upload_shows_a_readable_message(page, tmp_path):
     junk = tmp_path / "report.txt"
     junk.write_text("not an image")
