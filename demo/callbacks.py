@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -155,7 +156,7 @@ def load_files(paths: Sequence[str] | None, progress: Progress | None = None) ->
 
     Never raises: every problem becomes a readable line in `state.messages`.
     """
-    state = ViewerState(workdir=tempfile.mkdtemp(prefix="radassist-view-"))
+    state = ViewerState()
     paths = [str(p) for p in (paths or []) if p]
     if not paths:
         state.messages.append("No files uploaded.")
@@ -528,8 +529,9 @@ def export_files(state: ViewerState) -> list[str]:
         return []
     if state.exports:
         return list(state.exports.values())
-    out = Path(state.workdir or tempfile.mkdtemp(prefix="radassist-view-"))
-    out.mkdir(parents=True, exist_ok=True)
+    if not state.workdir:  # created only when there is something to download
+        state.workdir = tempfile.mkdtemp(prefix="radassist-view-")
+    out = Path(state.workdir)
     stem = "radassist-" + _safe_uid(state.study.study_instance_uid if state.study else "none")
     parts = _parts()
     files: dict[str, str] = {}
@@ -575,34 +577,73 @@ def audit_path() -> Path:
     return Path(env) if env else Path.home() / ".radassist" / "audit.jsonl"
 
 
+def _study_uids(study: Study) -> list[str]:
+    uids = {study.study_instance_uid}
+    for series in study.series:
+        uids.add(series.series_instance_uid)
+        uids.update(i.sop_instance_uid for i in series.instances)
+    return sorted((u for u in uids if u), key=len, reverse=True)  # longest first
+
+
+# "age 95" (English note) and "年龄 95" (Chinese note): ages above 89 identify a person
+_AGE_OVER_89 = re.compile(r"((?:\bage|年龄)\s*)(9\d|1\d\d)(?!\d)", re.IGNORECASE)
+
+
+def _scrub_strings(value: object) -> object:
+    """Identifier-like patterns (names after titles, dates, record numbers, ages over 89)
+    removed from every string of a JSON value; numbers and structure are kept."""
+    from imaging.cases.deid import scrub
+
+    if isinstance(value, str):
+        return _AGE_OVER_89.sub(lambda m: m.group(1) + "90+", scrub(value))
+    if isinstance(value, list):
+        return [_scrub_strings(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub_strings(v) for k, v in value.items()}
+    return value
+
+
+def deidentified_note_json(state: ViewerState) -> object | None:
+    """The note as JSON with every UID of the study replaced by a one-way pseudonym and the
+    free text (history, typed context) scrubbed."""
+    parts = _parts()
+    if state.note is None or parts.to_json is None or state.study is None:
+        return None
+    text = parts.to_json(state.note)
+    for uid in _study_uids(state.study):
+        text = text.replace(uid, "uid:" + _safe_uid(uid))
+    return _scrub_strings(json.loads(text))
+
+
 def record_decision(
     state: ViewerState, decision: str, edited_text: str = "", path: Path | None = None
 ) -> str:
     """Append Accept / Edit / Reject to the audit file; returns a confirmation line.
 
-    The record is de-identified: the study UID is replaced by a one-way hash and no
-    patient attribute is written, only the note, the decision and a UTC timestamp.
+    The record is de-identified: study, series and instance UIDs become one-way hashes, no
+    patient attribute is written, and free text is scrubbed of identifier-like patterns;
+    what remains is the note, the decision and a UTC timestamp.
     """
     decision = decision.lower()
     if decision not in {"accept", "edit", "reject"}:
         return f"Unknown decision {decision!r}."
     if state.study is None or (state.note is None and state.analysis is None):
         return "Nothing to record: analyse a study first."
-    parts = _parts()
-    note_json = None
-    if state.note is not None and parts.to_json is not None:
-        try:
-            note_json = json.loads(parts.to_json(state.note))
-        except Exception:
-            note_json = None
+    from imaging.cases.deid import scrub
+
+    edited = edited_text if decision == "edit" else None
+    if edited:
+        for uid in _study_uids(state.study):
+            edited = edited.replace(uid, "uid:" + _safe_uid(uid))
+        edited = "\n".join(scrub(line) for line in edited.splitlines())
     record = {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "decision": decision,
-        "study": _safe_uid(state.study.study_instance_uid),
+        "study": "uid:" + _safe_uid(state.study.study_instance_uid),
         "model_version": state.analysis.model_version if state.analysis else None,
         "label": AI_DRAFT,
-        "note": note_json,
-        "edited_note": edited_text if decision == "edit" else None,
+        "note": deidentified_note_json(state),
+        "edited_note": edited,
     }
     path = path or audit_path()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -275,6 +275,18 @@ def test_note_languages_downloads_and_evidence_with_the_real_composer(tmp_path):
     evidence = similar.evidence_markdown(state, choices[0][1], "en")
     assert "Supporting:" in evidence
     assert similar.differential_choices(state, "zh")[0][0] != choices[0][0]
+    # the audit record keeps the note but no UID of the study and no identifier in free text
+    state.context = cb.context_from_inputs(95, "male", "Seen by Dr Smith on 03/04/2021")
+    state.note = compose(state.analysis, state.context)
+    audit = tmp_path / "audit.jsonl"
+    cb.record_decision(state, "edit", f"Agree. {state.study.study_instance_uid}", path=audit)
+    raw = audit.read_text()
+    record = json.loads(raw)
+    assert record["note"]["sections"] and "AI draft" in raw
+    for uid in (state.study.study_instance_uid, state.views[0].series.series_instance_uid):
+        assert uid not in raw
+    assert "Smith" not in raw and "03/04/2021" not in raw
+    assert "age 95" not in raw and "年龄 95" not in raw and "age 90+" in raw
 
 
 def test_send_to_pacs_by_c_store(tmp_path):
