@@ -345,3 +345,10 @@ def test_find_similar_cases_from_a_text_library(data_dir, tmp_path, monkeypatch)
     ids = [line.split("**")[1] for line in text.splitlines()]
     assert len(ids) == 8 and all(library.get(i).split == "train" for i in ids)
     assert gallery and all(img.ndim == 3 for img, _ in gallery)
+
+
+def test_cli_demo_rejects_a_bad_login(capsys):
+    from radassist_cli.main import main
+
+    assert main(["demo", "--auth", "no-colon"]) == 2
+    assert "expected USER:PASS" in capsys.readouterr().err
