@@ -34,15 +34,28 @@ class QuizState:
         return self.order[self.position] if 0 <= self.position < len(self.order) else None
 
 
-def _case_images(case: TeachingCase) -> list[tuple[object, str]]:
-    """Images as arrays (not paths), so the server never has to expose the data folder."""
-    out = []
-    for i in case.images:
-        single = TeachingCase(**{**case.__dict__, "images": (i,)})
-        img = similar.case_image(single, 512)
-        if img is not None:
-            out.append((img, f"{i.modality} · {i.plane}".strip(" ·")))
-    return out
+def case_montage(case: TeachingCase, height: int = 360, limit: int = 4):
+    """Up to `limit` images of a case side by side at one height, aspect ratios kept (a
+    gallery crops single images to its frame; a quiz must show the whole image)."""
+    import numpy as np
+    from PIL import Image
+
+    tiles = []
+    for item in case.images[:limit]:
+        try:
+            with Image.open(item.path) as im:
+                im = im.convert("RGB")
+                width = max(1, round(im.width * height / im.height))
+                tiles.append(np.asarray(im.resize((width, height), Image.BILINEAR)))
+        except OSError:
+            continue
+    if not tiles:
+        return None
+    gap = np.full((height, 8, 3), 255, np.uint8)
+    row = [tiles[0]]
+    for tile in tiles[1:]:
+        row += [gap, tile]
+    return np.concatenate(row, axis=1)
 
 
 def question_markdown(case: TeachingCase, number: int, total: int) -> str:
@@ -58,16 +71,16 @@ def question_markdown(case: TeachingCase, number: int, total: int) -> str:
 
 
 def next_question(quiz: QuizState, library: TeachingLibrary | None):
-    """Advance to the next validation case (wrapping around); returns (state, images, md)."""
+    """Advance to the next validation case (wrapping around); returns (state, montage, md)."""
     if library is None:
-        return quiz, [], NO_LIBRARY
+        return quiz, None, NO_LIBRARY
     order = quiz.order or tuple(library.quiz_order())
     if not order:
-        return quiz, [], "The library has no validation cases to quiz on."
+        return quiz, None, "The library has no validation cases to quiz on."
     position = (quiz.position + 1) % len(order)
     quiz = replace(quiz, order=order, position=position, answered=False, last=None)
     case = library.get(quiz.case_id)
-    return quiz, _case_images(case), question_markdown(case, position + 1, len(order))
+    return quiz, case_montage(case), question_markdown(case, position + 1, len(order))
 
 
 def reveal_markdown(case: TeachingCase) -> str:
@@ -156,9 +169,8 @@ def build_teaching_tab(library: TeachingLibrary | None, library_dir: str) -> Non
         quiz = gr.State(QuizState())
         with gr.Row():
             with gr.Column(scale=3):
-                q_images = gr.Gallery(
-                    object_fit="contain", label="Case images", columns=3, height=320,
-                    elem_id="quiz-images")
+                q_images = gr.Image(label="Case images", type="numpy", interactive=False,
+                                    height=360, buttons=["fullscreen"], elem_id="quiz-images")
                 q_text = gr.Markdown("Press **Next case** to start.", elem_id="quiz-question")
             with gr.Column(scale=2):
                 answer = gr.Textbox(label="Your differential (most likely first)", lines=4,
@@ -202,8 +214,8 @@ def build_teaching_tab(library: TeachingLibrary | None, library_dir: str) -> Non
                              value=browse_rows(library, "any", "any", ""), interactive=False,
                              max_height=300, elem_id="browse-table")
         with gr.Row():
-            b_images = gr.Gallery(
-                object_fit="contain", label="Images", columns=3, height=300)
+            b_images = gr.Image(label="Images", type="numpy", interactive=False, height=300,
+                                buttons=["fullscreen"])
             b_text = gr.Markdown()
 
         def _select(evt: gr.SelectData, rows):
@@ -211,9 +223,9 @@ def build_teaching_tab(library: TeachingLibrary | None, library_dir: str) -> Non
             try:
                 case_id = rows.iloc[row, 0] if hasattr(rows, "iloc") else rows[row][0]
             except (IndexError, KeyError, TypeError):
-                return [], ""
+                return None, ""
             case = library.get(str(case_id))
-            return (_case_images(case) if case else []), case_markdown(case)
+            return (case_montage(case, 300, 6) if case else None), case_markdown(case)
 
         go.click(lambda r, m, t: browse_rows(library, r, m, t), [region, modality, text], [table])
         text.submit(lambda r, m, t: browse_rows(library, r, m, t), [region, modality, text],

@@ -240,7 +240,8 @@ def test_quiz_flow_on_the_library(data_dir):
     assert all(library.get(c).split == "val" for c in order)
     quiz, images, question = next_question(QuizState(), library)
     case = library.get(quiz.case_id)
-    assert quiz.case_id == order[0] and images and "History" in question
+    assert quiz.case_id == order[0] and "History" in question
+    assert images.ndim == 3 and images.shape[0] == 360  # the case's images, side by side
     assert case.diagnosis not in question
     quiz, reveal, score, tally = submit_answer(quiz, library, f"foo\n{case.diagnosis}")
     assert case.diagnosis in reveal and "hit@5" in score
