@@ -239,12 +239,26 @@ def _full_range(array: np.ndarray) -> Window:
     return Window("full range", (lo + hi) / 2.0, max(hi - lo, 1.0))
 
 
-def _auto(array: np.ndarray) -> Window:
+RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "XR", "MG", "RF", "XA", "PX", "IO"})
+
+
+def auto_window_name(modality: str) -> str:
+    """The data-driven preset, named for what it is used as: MR and radiographs have no
+    fixed physical scale, so their preset is the robust range of the image itself."""
+    modality = (modality or "").upper()
+    if modality == "MR":
+        return "MR (auto)"
+    if modality in RADIOGRAPH_MODALITIES:
+        return "radiograph (auto)"
+    return "auto"
+
+
+def _auto(array: np.ndarray, name: str = "auto") -> Window:
     finite = array[np.isfinite(array)]
     if finite.size == 0:
-        return Window("auto", 0.5, 1.0)
+        return Window(name, 0.5, 1.0)
     lo, hi = (float(v) for v in np.percentile(finite, (0.5, 99.5)))
-    return Window("auto", (lo + hi) / 2.0, max(hi - lo, 1.0))
+    return Window(name, (lo + hi) / 2.0, max(hi - lo, 1.0))
 
 
 def _middle_header_windows(view: StackView) -> tuple[Window, ...]:
@@ -277,9 +291,10 @@ def window_options(view: StackView | None) -> list[Window]:
     for w in view.stack.windows:
         seen.setdefault(w.name, w)
     middle = view.stack.array[view.n_slices // 2]
-    for w in (_auto(middle), _full_range(view.stack.array)):
+    auto = _auto(middle, auto_window_name(view.stack.modality))
+    for w in (auto, _full_range(view.stack.array)):
         seen.setdefault(w.name, w)
-    return list(seen.values())
+    return [w for w in seen.values() if w.name != "auto" or auto.name == "auto"]
 
 
 def default_window_for(view: StackView | None) -> Window | None:
@@ -288,7 +303,7 @@ def default_window_for(view: StackView | None) -> Window | None:
     header = [w for name, w in options.items() if name.startswith("header")]
     if header:
         return header[0]
-    for name in ("mediastinum", "auto"):
+    for name in ("mediastinum", "MR (auto)", "radiograph (auto)", "auto"):
         if name in options:
             return options[name]
     return next(iter(options.values()), None)

@@ -58,6 +58,13 @@ def test_ct_presets_and_default_window(ct_state):
     assert cb.preset_window(ct_state, 0, "lung") == (-600.0, 1500.0)
 
 
+def test_mr_and_radiograph_presets(tmp_path):
+    mr = cb.load_files([MR])
+    assert "MR (auto)" in [w.name for w in cb.window_options(mr.views[0])]
+    assert "lung" not in [w.name for w in cb.window_options(mr.views[0])]
+    assert cb.auto_window_name("CR") == cb.auto_window_name("DX") == "radiograph (auto)"
+
+
 def test_window_level_changes_pixels(ct_state):
     lung, _ = cb.render_view(ct_state, 0, 0, -600, 1500)
     bone, caption = cb.render_view(ct_state, 0, 0, 400, 1800)
