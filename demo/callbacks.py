@@ -323,9 +323,10 @@ def window_range(view: StackView | None) -> tuple[float, float, float]:
         return 0.0, 255.0, 512.0
     lo, hi = float(np.nanmin(view.stack.array)), float(np.nanmax(view.stack.array))
     span = max(hi - lo, 1.0)
-    return float(np.floor(lo - 0.25 * span)), float(np.ceil(hi + 0.25 * span)), float(
-        np.ceil(2.0 * span)
-    )
+    lo, hi, max_width = lo - 0.25 * span, hi + 0.25 * span, 2.0 * span
+    for w in window_options(view):  # every preset must fit on the sliders
+        lo, hi, max_width = min(lo, w.center), max(hi, w.center), max(max_width, w.width)
+    return float(np.floor(lo)), float(np.ceil(hi)), float(np.ceil(max_width))
 
 
 def series_analysis_for(state: ViewerState, view: StackView | None) -> SeriesAnalysis | None:

@@ -56,6 +56,9 @@ def test_ct_presets_and_default_window(ct_state):
         assert preset in names
     assert cb.default_window_for(ct_state.views[0]).name == "mediastinum"
     assert cb.preset_window(ct_state, 0, "lung") == (-600.0, 1500.0)
+    lo, hi, max_width = cb.window_range(ct_state.views[0])
+    for w in cb.window_options(ct_state.views[0]):
+        assert lo <= w.center <= hi and 1 <= w.width <= max_width
 
 
 def test_mr_and_radiograph_presets(tmp_path):
