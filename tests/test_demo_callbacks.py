@@ -363,3 +363,31 @@ def test_cli_demo_rejects_a_bad_login(capsys):
 
     assert main(["demo", "--auth", "no-colon"]) == 2
     assert "expected USER:PASS" in capsys.readouterr().err
+
+
+def test_slice_slider_on_a_stack(tmp_path):
+    """Five slices of a CT series (CT_small moved along z, each with its own content)."""
+    from pydicom.uid import generate_uid
+
+    base = pydicom.dcmread(CT)
+    series_uid = generate_uid()
+    for k in range(5):
+        ds = pydicom.dcmread(CT)
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.InstanceNumber = k + 1
+        x, y, z = (float(v) for v in base.ImagePositionPatient)
+        ds.ImagePositionPatient = [x, y, z + 5.0 * k]
+        pixels = base.pixel_array.copy()
+        pixels[: 16 * (k + 1), :] = pixels.min()  # a growing dark band marks the slice
+        ds.PixelData = pixels.tobytes()
+        ds.save_as(tmp_path / f"slice{k}.dcm")
+    state = cb.load_files(sorted(str(p) for p in tmp_path.glob("slice*.dcm")))
+    assert [v.n_slices for v in state.views] == [5]
+    first, caption = cb.render_view(state, 0, 0, 40, 400)
+    last, last_caption = cb.render_view(state, 0, 4, 40, 400)
+    assert "slice 1/5" in caption and "slice 5/5" in last_caption
+    assert not np.array_equal(first, last)
+    assert cb.render_view(state, 0, 99, 40, 400)[1].count("slice 5/5") == 1  # clamped
+    uids = {r[3] for r in cb.header_table(state, 0, 4) if r[1] == "SOPInstanceUID"}
+    assert uids == {state.views[0].stack.sop_instance_uids[4]}  # header follows the slice
