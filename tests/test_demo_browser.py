@@ -284,3 +284,24 @@ def test_quiz_question_scored(page, server):
     else:
         assert "Analysis" in model_note  # says plainly why there is no note
     page.screenshot(path=str(SHOTS / "teaching-quiz.png"), full_page=True)
+
+
+def _non_loopback_address() -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))  # no packet is sent; picks the outgoing address
+            address = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_viewer_listens_on_loopback_only(server):
+    port = int(server["url"].rsplit(":", 1)[1].strip("/"))
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to try")
+    with pytest.raises(OSError), socket.create_connection((address, port), timeout=5):
+        pass
