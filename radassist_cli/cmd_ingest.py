@@ -104,7 +104,10 @@ def _indent(text: str, pad: str) -> str:
     return "\n".join(pad + line for line in text.splitlines())
 
 
-def print_tree(result: IngestResult, out=sys.stdout) -> None:
+def print_tree(result: IngestResult, out=None) -> None:
+    # resolve stdout at call time: a default bound at import time goes stale when it is swapped
+    out = out if out is not None else sys.stdout
+
     def p(text: str = "") -> None:
         print(text, file=out)
 
