@@ -152,6 +152,10 @@ def browse_rows(library: TeachingLibrary | None, region: str, modality: str, tex
             for c in library.browse(region, modality, text)]
 
 
+def _case_choices(rows: list[list[str]]) -> list[tuple[str, str]]:
+    return [(f"{r[0]} · {r[3]}", r[0]) for r in rows]
+
+
 def case_markdown(case: TeachingCase | None) -> str:
     if case is None:
         return ""
@@ -209,25 +213,35 @@ def build_teaching_tab(library: TeachingLibrary | None, library_dir: str) -> Non
             modality = gr.Dropdown(["any", *library.modalities()], value="any",
                                    label="Modality")
             text = gr.Textbox(label="Diagnosis contains", elem_id="browse-text")
-            go = gr.Button("Search")
+            go = gr.Button("Search", elem_id="browse-search")
+        first_rows = browse_rows(library, "any", "any", "")
         table = gr.Dataframe(headers=["case", "region", "modality", "diagnosis"],
-                             value=browse_rows(library, "any", "any", ""), interactive=False,
-                             max_height=300, elem_id="browse-table")
+                             value=first_rows, interactive=False, max_height=300,
+                             elem_id="browse-table")
+        pick = gr.Dropdown(label="Open case", choices=_case_choices(first_rows),
+                           elem_id="browse-case")
         with gr.Row():
             b_images = gr.Image(label="Images", type="numpy", interactive=False, height=300,
                                 buttons=["fullscreen"])
-            b_text = gr.Markdown()
+            b_text = gr.Markdown(elem_id="browse-case-text")
+
+        def _search(r, m, t):
+            rows = browse_rows(library, r, m, t)
+            return rows, gr.Dropdown(choices=_case_choices(rows), value=None)
+
+        def _open(case_id):
+            case = library.get(str(case_id)) if case_id else None
+            return (case_montage(case, 300, 6) if case else None), case_markdown(case)
 
         def _select(evt: gr.SelectData, rows):
             row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
             try:
                 case_id = rows.iloc[row, 0] if hasattr(rows, "iloc") else rows[row][0]
             except (IndexError, KeyError, TypeError):
-                return None, ""
-            case = library.get(str(case_id))
-            return (case_montage(case, 300, 6) if case else None), case_markdown(case)
+                return gr.Dropdown()
+            return gr.Dropdown(value=str(case_id))
 
-        go.click(lambda r, m, t: browse_rows(library, r, m, t), [region, modality, text], [table])
-        text.submit(lambda r, m, t: browse_rows(library, r, m, t), [region, modality, text],
-                    [table])
-        table.select(_select, [table], [b_images, b_text])
+        go.click(_search, [region, modality, text], [table, pick])
+        text.submit(_search, [region, modality, text], [table, pick])
+        table.select(_select, [table], [pick])
+        pick.change(_open, [pick], [b_images, b_text])

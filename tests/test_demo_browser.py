@@ -267,7 +267,7 @@ def test_note_language_review_and_overlay(page, server):
     pytest.skip("the model reported no finding (so no saliency map) on any candidate radiograph")
 
 
-def test_quiz_question_scored(page, server):
+def test_quiz_question_scored_and_library_browsed(page, server):
     if server["library"] is None:
         pytest.skip("teaching library (RADASSIST_DATA with medpix/) not present")
     page.get_by_role("tab", name="Teaching").click()
@@ -284,6 +284,14 @@ def test_quiz_question_scored(page, server):
     else:
         assert "Analysis" in model_note  # says plainly why there is no note
     page.screenshot(path=str(SHOTS / "teaching-quiz.png"), full_page=True)
+    # browse the library by diagnosis and open a case
+    page.get_by_role("tab", name="Browse library").click()
+    page.fill("#browse-text textarea, #browse-text input", "glioblastoma")
+    page.click("#browse-search")
+    _wait_text(page, "#browse-table", r"(?i)glioblastoma")
+    page.click("#browse-case input")
+    page.get_by_role("option").first.click()
+    _wait_text(page, "#browse-case-text", r"(?i)Diagnosis: .*glioblastoma")
 
 
 def _non_loopback_address() -> str | None:
