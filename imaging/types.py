@@ -107,4 +107,5 @@ class ImageStack:
     windows: tuple[Window, ...] = ()  # header windows first, then modality presets
     sop_instance_uids: tuple[str, ...] = ()  # one per slice (repeated for multi-frame)
     frame_numbers: tuple[int, ...] = ()  # 1-based frame within its instance, per slice
-    warnings: tuple[str, ...] = ()  # readable, with a stable code prefix, e.g. "uneven_spacing: ..."
+    # readable, each with a stable code prefix, e.g. "uneven_spacing: ..."
+    warnings: tuple[str, ...] = ()

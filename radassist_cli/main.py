@@ -20,7 +20,9 @@ from pacs_bridge.errors import RadAssistError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="radassist",
-        description="Offline radiology second read. Research and teaching aid, not a medical device.",
+        description=(
+            "Offline radiology second read. Research and teaching aid, not a medical device."
+        ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(radassist_cli.__path__), key=lambda m: m.name):
