@@ -143,3 +143,18 @@ def test_pipeline_objects_reference_the_ingested_study(tmp_path):
     evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
     assert evidence.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == instance.sop_instance_uid
     assert sr.SOPInstanceUID != sc.SOPInstanceUID
+
+
+def test_source_without_patient_attributes_still_gives_valid_objects(tmp_path, note_and_analysis,
+                                                                     source):
+    note, analysis = note_and_analysis
+    bare = source.copy()
+    for keyword in ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "StudyID",
+                    "AccessionNumber", "ReferringPhysicianName"):
+        if keyword in bare:
+            delattr(bare, keyword)
+    sr = build_sr(note, analysis, [bare])
+    sr.save_as(tmp_path / "sr.dcm")
+    assert hd.sr.srread(tmp_path / "sr.dcm").PatientID == ""
+    build_sc(note, analysis, bare).save_as(tmp_path / "sc.dcm")
+    assert pydicom.dcmread(tmp_path / "sc.dcm").StudyInstanceUID == source.StudyInstanceUID

@@ -17,7 +17,13 @@ from pydicom.dataset import Dataset
 from ..notes.note import Note
 from ..notes.render import to_json
 from ..types import Analysis, SeriesAnalysis
-from .uids import AI_DRAFT, ALGORITHM_NAME, content_hash, derived_uid
+from .uids import (
+    AI_DRAFT,
+    ALGORITHM_NAME,
+    content_hash,
+    derived_uid,
+    with_patient_study_attributes,
+)
 
 _FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
           "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -103,7 +109,8 @@ def build_sc(note: Note, analysis: Analysis, reference: Dataset | None = None, *
         instance_number=1, manufacturer=ALGORITHM_NAME, patient_orientation=("L", "P"),
     )
     if reference is not None and getattr(reference, "StudyInstanceUID", None) == study_uid:
-        sc = SCImage.from_ref_dataset(ref_dataset=reference, **common)
+        sc = SCImage.from_ref_dataset(ref_dataset=with_patient_study_attributes(reference),
+                                      **common)
     else:
         sc = SCImage(study_instance_uid=study_uid, **common)
     sc.SeriesDescription = f"{ALGORITHM_NAME} AI draft key image"

@@ -34,7 +34,14 @@ from pydicom.sr.codedict import codes
 from ..notes.note import Note
 from ..notes.render import to_json
 from ..types import Analysis
-from .uids import AI_DRAFT, AI_DRAFT_ZH, ALGORITHM_NAME, content_hash, derived_uid
+from .uids import (
+    AI_DRAFT,
+    AI_DRAFT_ZH,
+    ALGORITHM_NAME,
+    content_hash,
+    derived_uid,
+    with_patient_study_attributes,
+)
 
 SCHEME = "99RADASSIST"
 NO_UNITS = CodedConcept("1", "UCUM", "no units")
@@ -114,7 +121,7 @@ def build_sr(
             name=codes.DCM.Comment, value=text, relationship_type="CONTAINS"))
 
     sr = Comprehensive3DSR(
-        evidence=list(evidence), content=report,
+        evidence=[with_patient_study_attributes(ds) for ds in evidence], content=report,
         series_instance_uid=derived_uid(study_uid, analysis.model_version, digest, "sr-series"),
         series_number=series_number,
         sop_instance_uid=derived_uid(study_uid, analysis.model_version, digest, "sr"),

@@ -23,3 +23,17 @@ def content_hash(payload: str | bytes) -> str:
 def derived_uid(study_uid: str, model_version: str, content: str, role: str) -> str:
     digest = hashlib.sha256("\0".join((study_uid, model_version, content, role)).encode())
     return f"2.25.{int.from_bytes(digest.digest()[:16], 'big')}"
+
+
+TYPE2_PATIENT_STUDY = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "StudyID",
+                       "AccessionNumber", "StudyDate", "StudyTime", "ReferringPhysicianName")
+
+
+def with_patient_study_attributes(ds):
+    """A shallow copy carrying every type 2 patient/study attribute highdicom copies into a
+    derived object (empty when the source lacks it, as type 2 allows)."""
+    copy = ds.copy()
+    for keyword in TYPE2_PATIENT_STUDY:
+        if keyword not in copy:
+            setattr(copy, keyword, "")
+    return copy
