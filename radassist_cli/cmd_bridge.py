@@ -106,7 +106,7 @@ def _status(args) -> int:
     if runtime and runtime.get("http_port"):
         try:
             url = f"http://127.0.0.1:{runtime['http_port']}/health"
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=10) as r:
                 health = json.load(r)
         except OSError:
             health = None

@@ -77,7 +77,7 @@ def test_sigkill_mid_study_loses_nothing_and_reports_once(orthanc, tmp_path):
         filed = {p.stem for p in folder.glob("*.dcm")}  # recovery filed every slot
         assert {datasets[i].SOPInstanceUID for i in acked} <= filed
         assert store(bridge.dicom_port, datasets) == [0x0000] * N
-        rec = bridge.wait_state(uid, ["sent", "failed"], timeout=60)
+        rec = bridge.wait_state(uid, ["sent", "failed"], timeout=120)
         assert rec["state"] == "sent", rec
         assert rec["instance_count"] == N and rec["attempts"] == 1
         assert analyses.read_text().splitlines() == [uid]  # analysed exactly once

@@ -64,7 +64,7 @@ def bridges(tmp_path):
         svc.stop()
 
 
-def wait_finished(svc: BridgeService, uid: str, timeout: float = 30.0):
+def wait_finished(svc: BridgeService, uid: str, timeout: float = 90.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rec = svc.journal.get(uid)
@@ -184,7 +184,7 @@ def test_watch_once_pulls_new_studies_and_sends_results(orthanc, tmp_path, capsy
         tmp_path / "watch", dicom_port=0, destination=dimse_destination(orthanc),
         source={"url": orthanc.dicomweb_url},
     )
-    assert cli(["bridge", "watch", "--config", str(cfg), "--once", "--timeout", "60"]) == 0
+    assert cli(["bridge", "watch", "--config", str(cfg), "--once", "--timeout", "120"]) == 0
     out = capsys.readouterr().out
     uid = datasets[0].StudyInstanceUID
     assert "1 new stud(ies) pulled" in out and f"{uid} sent" in out
@@ -207,7 +207,7 @@ def test_five_concurrent_associations(orthanc, bridges):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
+        t.join(120)
     assert all(results[k] == [0] * 20 for k in range(5)), results
     for datasets in studies:
         uid = datasets[0].StudyInstanceUID
@@ -279,7 +279,7 @@ def test_failing_analysis_retries_with_backoff_then_fails_visibly(bridges, tmp_p
     datasets = make_study(2, seed="failing")
     assert store(svc.scp.port, datasets) == [0, 0]
     uid = datasets[0].StudyInstanceUID
-    rec = wait_finished(svc, uid, timeout=20)
+    rec = wait_finished(svc, uid)
     assert rec.state == "failed" and rec.attempts == 3
     assert "deliberate analyzer failure" in rec.last_error
     notes = [t.note for t in svc.journal.transitions(uid)]
@@ -419,7 +419,7 @@ def test_restart_while_sending_resends_without_reanalysing(orthanc, tmp_path, mo
     uid = datasets[0].StudyInstanceUID
     try:
         assert store(svc.scp.port, datasets) == [0, 0, 0]
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while (svc.journal.get(uid) is None or svc.journal.get(uid).attempts < 2) and (
             time.monotonic() < deadline
         ):
