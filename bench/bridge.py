@@ -37,8 +37,9 @@ INACTIVITY = 1.0
 def real_pipeline_available() -> tuple[bool, str]:
     if importlib.util.find_spec("imaging.pipeline") is None:
         return False, "imaging.pipeline missing"
-    if not (REPO / "weights" / "models" / "model.pt").exists():
-        return False, "weights/models/model.pt missing"
+    weights = Path(os.environ.get("RADASSIST_WEIGHTS", REPO / "weights")) / "models" / "model.pt"
+    if not weights.exists():
+        return False, f"{weights} missing"
     try:
         import imaging
 
