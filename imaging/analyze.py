@@ -159,16 +159,17 @@ def analyze_stack(model, stack: ImageStack) -> SeriesAnalysis:
         warnings.append("out_of_distribution: " + "; ".join(reasons))
 
     observations: list[Observation] = []
-    modality_p = pred.modality.mean(axis=0)
+    image_modality = MODALITIES[int(np.argmax(pred.modality.mean(axis=0)))]
+    modality_p = _with_header(pred.modality.mean(axis=0), header)
     for k in np.argsort(-modality_p, kind="stable"):
         code = MODALITIES[k]
         observations.append(Observation(f"modality:{code}", "modality", MODALITY_LABEL[code],
                                         round(float(modality_p[k]), 6)))
     predicted_modality = MODALITIES[int(np.argmax(modality_p))]
-    expected = {"CT": "CT", "MR": "MR", "CR": "XR", "DX": "XR"}.get(header)
-    if expected and expected != predicted_modality and not ood:
-        warnings.append(f"modality_mismatch: header says {header}, image looks like "
-                        f"{predicted_modality}")
+    expected = HEADER_MODALITY.get(header)
+    if expected and expected != image_modality and not ood:
+        warnings.append(f"modality_mismatch: header says {header}, image alone looks like "
+                        f"{image_modality}")
     is_radiograph = header in RADIOGRAPH_MODALITIES or (
         header not in CROSS_SECTIONAL and predicted_modality == "XR")
 
@@ -228,6 +229,25 @@ def analyze_stack(model, stack: ImageStack) -> SeriesAnalysis:
         embedding=emb,
         key_image=_display(units[key_pos]),
     )
+
+
+HEADER_MODALITY = {"CT": "CT", "MR": "MR", "CR": "XR", "DX": "XR"}
+HEADER_LIKELIHOOD_RATIO = 18.0  # how much more we trust a CT/MR/CR/DX header than the pixels
+
+
+def _with_header(p_image: np.ndarray, header: str) -> np.ndarray:
+    """Combine the image head with the DICOM header (Bayes, likelihood ratio 18:1).
+
+    OT/SC headers say nothing about the modality, so the image head decides alone; a CT,
+    MR, CR or DX header is strong evidence but not certainty (mislabelled series exist).
+    """
+    expected = HEADER_MODALITY.get(header)
+    if expected is None:
+        return p_image
+    weights = np.ones(len(MODALITIES))
+    weights[MODALITIES.index(expected)] = HEADER_LIKELIHOOD_RATIO
+    post = p_image * weights
+    return post / max(float(post.sum()), 1e-12)
 
 
 def _finding_label(name: str) -> str:

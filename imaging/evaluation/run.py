@@ -245,8 +245,18 @@ def _baselines(data_dir: Path, eval_recs: list[ImageRecord], limit: int | None) 
         return {"skipped": "no train split in this folder; baselines need training data"}
     minilm = _minilm_encoder()
     out: dict[str, object] = {}
-    out["majority"] = score(eval_recs, _fit_predict_baseline(
-        np.zeros((len(train_recs), 1)), train_recs, np.zeros((len(eval_recs), 1)), _majority),
+    # majority class of each dataset's own training images (an XR majority over all data
+    # would score 0 on MedPix and say nothing)
+    majority = _fit_predict_baseline(np.zeros((len(train_recs), 1)), train_recs,
+                                     np.zeros((len(eval_recs), 1)), _majority)
+    medpix_train = [r for r in train_recs if r.dataset == "medpix"]
+    if medpix_train:
+        mp_majority = _fit_predict_baseline(np.zeros((len(medpix_train), 1)), medpix_train,
+                                            np.zeros((len(eval_recs), 1)), _majority)
+        is_mp = np.array([r.dataset == "medpix" for r in eval_recs])
+        for head in ("modality", "region", "plane"):
+            majority[head][is_mp] = mp_majority[head][is_mp]
+    out["majority"] = score(eval_recs, majority,
         lambda rows, caps: np.zeros((len(rows), len(caps))) - np.arange(len(caps))[None])
     for name, featurise in (("pixels32_logreg", _pixels32),
                             ("effnet_linear_probe", _imagenet_features)):
