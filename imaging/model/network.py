@@ -13,7 +13,9 @@ Two text towers are supported, chosen by validation retrieval at training time:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import tempfile
 from pathlib import Path
 
@@ -91,7 +93,7 @@ def build_clip(text_tower: str, pretrained_trunk: bool = False):
     import open_clip
 
     name = f"radassist-lite0-{text_tower}"
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet_loaders():
         cfg_path = Path(tmp) / f"{name}.json"
         cfg_path.write_text(json.dumps(clip_config(text_tower)))
         open_clip.add_model_config(cfg_path)
@@ -103,6 +105,30 @@ def build_clip(text_tower: str, pretrained_trunk: bool = False):
             p.requires_grad_(False)
     model.eval()
     return model, tokenizer
+
+
+@contextlib.contextmanager
+def _quiet_loaders():
+    """MiniLM's unused pooler weights and open_clip's 'no pretrained weights' are expected
+    (the MONAI tower replaces the visual side); keep them out of the user's terminal."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        import transformers
+
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers ships with sentence-transformers
+        transformers, verbosity = None, None
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        if transformers is not None:
+            transformers.logging.set_verbosity(verbosity)
+            transformers.logging.enable_progress_bar()
 
 
 def trainable_state_dict(model: nn.Module, text_tower: str) -> dict[str, torch.Tensor]:
