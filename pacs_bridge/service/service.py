@@ -9,6 +9,7 @@ killed at any moment resumes without losing or repeating work.
 from __future__ import annotations
 
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -129,6 +130,7 @@ class BridgeService:
             self.http.start()
             log.info("status endpoint http://%s:%d/status", h.host, self.http.port)
         self._write_runtime()
+        gc.freeze()  # start-up objects live for the whole run: keep them out of every GC pass
         self._spawn("bridge-loop", self._loop)
         if self.watcher is not None:
             self._spawn("bridge-watch", self._watch_loop)
@@ -163,6 +165,7 @@ class BridgeService:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+        gc.unfreeze()  # an embedding process (e.g. tests) gets normal collection back
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._stop.wait(timeout)

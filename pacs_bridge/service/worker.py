@@ -9,6 +9,7 @@ the destination confirmed is journalled, so a crash while sending only re-sends 
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import time
@@ -74,6 +75,7 @@ class Worker:
         self.router = router
         self.sender = sender
         self._analyzer: Analyzer | None = None
+        self._frozen = False
 
     def analyzer(self) -> Analyzer:
         if self._analyzer is None:
@@ -112,6 +114,12 @@ class Worker:
                 return False
             started = time.perf_counter()
             objects = list(self.analyzer()(study, None))
+            if not self._frozen:
+                # The first analysis loads the model, text encoder and knowledge base: close
+                # to a million long-lived objects that every full garbage collection would
+                # walk again while instances arrive (measured: ~20 % more CPU per C-STORE).
+                gc.freeze()
+                self._frozen = True
             self._check_results(uid, objects)
             self.spool.clear_results(uid)
             for ds in objects:
