@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,8 @@ def mini_medpix(data_dir: Path, out: Path, n_train: int = 25, n_val: int = 6) ->
     return out
 
 
-@pytest.mark.skipif(not (REPO / "weights" / "models" / "model.pt").is_file(),
+@pytest.mark.skipif(not (Path(os.environ.get("RADASSIST_WEIGHTS", REPO / "weights"))
+                          / "models" / "model.pt").is_file(),
                     reason="weights/models/model.pt not there yet")
 def test_evaluate_ddx_reports_metrics_with_intervals(data_dir, tmp_path, monkeypatch):
     from imaging.evaluation.ddx import evaluate_ddx
