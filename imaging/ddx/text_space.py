@@ -41,10 +41,25 @@ def entry_document(entry: Entry) -> str:
 _MEMORY: dict[str, np.ndarray] = {}
 
 
+def model_key(model) -> str:
+    """The model version plus the weights file's identity: a retrained bundle that kept its
+    version string must not reuse cached vectors."""
+    version = re.sub(r"[^A-Za-z0-9._-]+", "_", str(getattr(model, "version", "unknown")))
+    weights_dir = getattr(model, "weights_dir", None)
+    if weights_dir is not None:
+        path = Path(weights_dir) / "models" / "model.pt"
+        try:
+            stat = path.stat()
+            ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+            version += "_" + hashlib.sha1(ident.encode()).hexdigest()[:8]
+        except OSError:
+            pass
+    return version
+
+
 def entry_embeddings(view: KnowledgeView, model) -> np.ndarray:
     """(n_entries, D) L2-normalised: the mean of each entry's sentence embeddings."""
-    version = re.sub(r"[^A-Za-z0-9._-]+", "_", str(getattr(model, "version", "unknown")))
-    key = f"{version}_{view.knowledge_hash}"
+    key = f"{model_key(model)}_{view.knowledge_hash}"
     if key in _MEMORY:
         return _MEMORY[key]
     path = cache_dir() / f"ddx_text_{key}.npy"

@@ -34,7 +34,7 @@ from ..cases.library import CaseLibrary, CaseRecord, build, read_medpix
 from ..ddx import matcher
 from ..ddx import rank as ddx_rank
 from ..ddx.knowledge_view import KnowledgeView, load_view
-from ..ddx.text_space import cache_dir
+from ..ddx.text_space import cache_dir, model_key
 from ..types import ClinicalContext
 from .metrics import with_ci
 
@@ -83,8 +83,7 @@ def library_for(library_dir: Path, model, progress: bool = False) -> CaseLibrary
     """The train-split library of `library_dir`, built once per model version and data."""
     manifest = Path(library_dir) / "medpix" / "cases.json"
     key = hashlib.sha1(manifest.read_bytes()).hexdigest()[:12] if manifest.is_file() else "none"
-    version = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(model.version))
-    path = cache_dir() / f"library_train_{key}_{version}.sqlite"
+    path = cache_dir() / f"library_train_{key}_{model_key(model)}.sqlite"
     if not path.is_file():
         predict = _predictor(model)
         build(Path(library_dir), path, splits=("train",),
