@@ -158,3 +158,15 @@ def test_source_without_patient_attributes_still_gives_valid_objects(tmp_path, n
     assert hd.sr.srread(tmp_path / "sr.dcm").PatientID == ""
     build_sc(note, analysis, bare).save_as(tmp_path / "sc.dcm")
     assert pydicom.dcmread(tmp_path / "sc.dcm").StudyInstanceUID == source.StudyInstanceUID
+
+
+def test_source_with_empty_character_set_gives_valid_objects(tmp_path, note_and_analysis, source):
+    """dcmqi's ct-3slice carries an empty Specific Character Set (the default repertoire);
+    highdicom refuses '' and the bridge's study ended in 'failed' before this was handled."""
+    note, analysis = note_and_analysis
+    empty = source.copy()
+    empty.SpecificCharacterSet = ""
+    build_sr(note, analysis, [empty]).save_as(tmp_path / "sr.dcm")
+    build_sc(note, analysis, empty).save_as(tmp_path / "sc.dcm")
+    assert hd.sr.srread(tmp_path / "sr.dcm").StudyInstanceUID == source.StudyInstanceUID
+    assert pydicom.dcmread(tmp_path / "sc.dcm").StudyInstanceUID == source.StudyInstanceUID

@@ -33,6 +33,9 @@ def with_patient_study_attributes(ds):
     """A shallow copy carrying every type 2 patient/study attribute highdicom copies into a
     derived object (empty when the source lacks it, as type 2 allows)."""
     copy = ds.copy()
+    # an empty Specific Character Set means the default repertoire; highdicom rejects ''
+    if "SpecificCharacterSet" in copy and not copy.SpecificCharacterSet:
+        del copy.SpecificCharacterSet
     for keyword in TYPE2_PATIENT_STUDY:
         if keyword not in copy:
             setattr(copy, keyword, "")
