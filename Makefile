@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+LIBRARY ?= $(or $(RADASSIST_LIBRARY),$(HOME)/.cache/radassist/cases.sqlite)
+
 demo: $(STAMP)
-	$(VENV)/bin/radassist demo --port $(PORT) --library $(DATA)
+	@# the similar-case library is built once from the data's train split, if the data is here
+	@if [ -d "$(DATA)/medpix" ] && [ ! -f "$(LIBRARY)" ]; then \
+		$(VENV)/bin/radassist cases build --data $(DATA) --db $(LIBRARY); fi
+	RADASSIST_LIBRARY=$(LIBRARY) $(VENV)/bin/radassist demo --port $(PORT) --library $(DATA)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -27,6 +32,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py --data $(DATA)
+	$(PY) bench/model.py
+	$(PY) bench/notes.py --data $(DATA)
+	$(PY) bench/bridge.py
+	$(PY) bench/demo_latency.py --data $(DATA)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
