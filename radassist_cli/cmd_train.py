@@ -22,6 +22,9 @@ def register(subparsers) -> None:
                    help="train both text towers and keep the better by validation retrieval")
     p.add_argument("--limit", type=int, default=None,
                    help="use only N images per dataset and modality (smoke tests)")
+    p.add_argument("--heads-only", action="store_true",
+                   help="refit only the task heads of the existing bundle in --out (same trunk, "
+                        "projection and text tower), then evaluate it")
     p.add_argument("--no-evaluate", action="store_true",
                    help="skip the validation evaluation written into the bundle and card")
     p.set_defaults(func=handle)
@@ -29,15 +32,20 @@ def register(subparsers) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from imaging.datasets import default_data_dir
-    from imaging.training.train import train
+    from imaging.training.train import refit_heads, train
 
     data = args.data or default_data_dir()
     if not (data / "medpix").is_dir() and not (data / "nih_cxr14").is_dir():
         raise RadAssistError(str(data), "no medpix/ or nih_cxr14/ folder here", reason="no_data")
     towers = ("minilm", "transformer") if args.text_tower == "both" else (args.text_tower,)
     try:
-        info = train(data, args.out, seed=args.seed, epochs=args.epochs, views=args.views,
-                     text_towers=towers, limit=args.limit)
+        if args.heads_only:
+            if not (args.out / "models" / "model.pt").is_file():
+                raise ValueError(f"--heads-only needs an existing bundle in {args.out}")
+            info = refit_heads(data, args.out, seed=args.seed)
+        else:
+            info = train(data, args.out, seed=args.seed, epochs=args.epochs,
+                         views=args.views, text_towers=towers, limit=args.limit)
     except ValueError as exc:
         raise RadAssistError(str(data), str(exc), reason="training") from exc
     if not args.no_evaluate:

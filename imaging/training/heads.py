@@ -18,7 +18,7 @@ from scipy.optimize import minimize_scalar
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-C_GRID = (0.003, 0.01, 0.03, 0.1)
+C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
 MISSING_CLASS_BIAS = -30.0  # a class absent from training is never predicted
 
 
@@ -53,13 +53,17 @@ def _fit_temperature(logits: np.ndarray, y_index: np.ndarray, binary: bool) -> f
     return float(np.exp(res.x))
 
 
-def fit_softmax_head(x_tr, y_tr, x_va, y_va, labels, seed: int = 0) -> FittedHead:
-    """Multiclass head over `labels` (strings); labels missing in y_tr get a -30 bias."""
+def fit_softmax_head(x_tr, y_tr, x_va, y_va, labels, seed: int = 0,
+                     class_weight: str | None = None) -> FittedHead:
+    """Multiclass head over `labels` (strings); labels missing in y_tr get a -30 bias.
+
+    `class_weight="balanced"` weights classes inversely to their training frequency.
+    """
     labels = list(labels)
     present = sorted(set(y_tr), key=labels.index)
     k, f = len(labels), x_tr.shape[1]
     best = None
-    for c in C_GRID if len(x_va) else C_GRID[1:2]:
+    for c in C_GRID if len(x_va) else C_GRID[2:3]:
         weight = np.zeros((k, f), np.float32)
         bias = np.full(k, MISSING_CLASS_BIAS, np.float32)
         if len(present) == 1:
@@ -67,7 +71,8 @@ def fit_softmax_head(x_tr, y_tr, x_va, y_va, labels, seed: int = 0) -> FittedHea
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                clf = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(x_tr, y_tr)
+                clf = LogisticRegression(C=c, max_iter=3000, random_state=seed,
+                                         class_weight=class_weight).fit(x_tr, y_tr)
             coef, icpt = clf.coef_, clf.intercept_
             if len(present) == 2:  # sklearn binary: one row for the second class
                 coef = np.vstack([-coef / 2, coef / 2])
@@ -100,7 +105,7 @@ def fit_binary_head(x_tr, y_tr, x_va, y_va, seed: int = 0) -> FittedHead:
         return FittedHead(np.zeros((1, f), np.float32), np.array([b], np.float32), 1.0, 0.0,
                           float("nan"))
     best = None
-    for c in C_GRID if len(np.unique(y_va)) == 2 else C_GRID[1:2]:
+    for c in C_GRID if len(np.unique(y_va)) == 2 else C_GRID[2:3]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             clf = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(x_tr, y_tr)

@@ -22,7 +22,7 @@ from imaging.training.contrastive import train_alignment
 from imaging.training.features import extract
 from imaging.training.heads import fit_binary_head, fit_softmax_head, load_into
 
-MODEL_VERSION = "0.1.0"
+MODEL_VERSION = "0.1.1"  # 0.1.1: class-balanced region head
 
 
 def seed_everything(seed: int) -> None:
@@ -77,25 +77,7 @@ def train(data_dir: str | Path, out_dir: str | Path, *, seed: int = 0, epochs: i
     x_all = np.concatenate(x_train)
     recs_all = train_recs * views
 
-    heads: dict[str, object] = {}
-    head_metrics: dict[str, dict] = {}
-    for name, labels in SOFTMAX_HEADS.items():
-        y_tr, m_tr = head_targets(recs_all, name)
-        y_va, m_va = head_targets(val_recs, name)
-        fitted = fit_softmax_head(x_all[m_tr], y_tr[m_tr], x_val[m_va], y_va[m_va], labels, seed)
-        heads[name] = fitted
-        acc = _acc(fitted, x_val[m_va], y_va[m_va], labels)
-        head_metrics[name] = {"val_acc": acc, "C": fitted.C, "temperature": fitted.temperature}
-        log(f"head {name}: C={fitted.C} T={fitted.temperature:.2f} val acc {acc:.3f}")
-    finding_rows = []
-    for name in FINDINGS:
-        y_tr, m_tr = head_targets(recs_all, name)
-        y_va, m_va = head_targets(val_recs, name)
-        fitted = fit_binary_head(x_all[m_tr], y_tr[m_tr], x_val[m_va], y_va[m_va], seed)
-        finding_rows.append(fitted)
-        auc = _auc(fitted, x_val[m_va], y_va[m_va])
-        head_metrics[name] = {"val_auroc": auc, "C": fitted.C, "temperature": fitted.temperature}
-        log(f"head finding:{name}: C={fitted.C} T={fitted.temperature:.2f} val AUROC {auc:.3f}")
+    heads, finding_rows, head_metrics = fit_heads(x_all, recs_all, x_val, val_recs, seed, log)
 
     def fresh_model(tower: str):
         clip, tok = build_clip(tower, pretrained_trunk=False)
@@ -104,12 +86,7 @@ def train(data_dir: str | Path, out_dir: str | Path, *, seed: int = 0, epochs: i
         with torch.no_grad():
             v.feat_mean.copy_(torch.from_numpy(mean))
             v.feat_std.copy_(torch.from_numpy(std))
-        for name in SOFTMAX_HEADS:
-            load_into(v.head[name], [heads[name]])
-            getattr(v, f"temperature_{name}").fill_(heads[name].temperature)
-        load_into(v.head["findings"], finding_rows)
-        with torch.no_grad():
-            v.temperature_findings.copy_(torch.tensor([r.temperature for r in finding_rows]))
+        load_heads(v, heads, finding_rows)
         return clip, tok
 
     retrieval: dict[str, dict] = {}
@@ -162,6 +139,99 @@ def train(data_dir: str | Path, out_dir: str | Path, *, seed: int = 0, epochs: i
     log(f"weights bundle written to {out_dir} in {info['train_seconds']} s")
     return info
 
+
+
+# Region classes are weighted inversely to their training frequency: MedPix training images
+# are 45% head, and an unweighted head sends ambiguous neck / spine / pelvis images to the
+# majority class ("head", "abdomen"); validation and test mixes are not head-heavy.
+CLASS_WEIGHT = {"region": "balanced"}
+
+
+def fit_heads(x_all, recs_all, x_val, val_recs, seed: int, log=print):
+    """Every task head on standardised features, calibrated on val: (heads, findings, metrics)."""
+    heads: dict[str, object] = {}
+    head_metrics: dict[str, dict] = {}
+    for name, labels in SOFTMAX_HEADS.items():
+        y_tr, m_tr = head_targets(recs_all, name)
+        y_va, m_va = head_targets(val_recs, name)
+        fitted = fit_softmax_head(x_all[m_tr], y_tr[m_tr], x_val[m_va], y_va[m_va], labels, seed,
+                                  class_weight=CLASS_WEIGHT.get(name))
+        heads[name] = fitted
+        acc = _acc(fitted, x_val[m_va], y_va[m_va], labels)
+        head_metrics[name] = {"val_acc": acc, "C": fitted.C, "temperature": fitted.temperature}
+        if name in CLASS_WEIGHT:
+            head_metrics[name]["class_weight"] = CLASS_WEIGHT[name]
+        log(f"head {name}: C={fitted.C} T={fitted.temperature:.2f} val acc {acc:.3f}")
+    finding_rows = []
+    for name in FINDINGS:
+        y_tr, m_tr = head_targets(recs_all, name)
+        y_va, m_va = head_targets(val_recs, name)
+        fitted = fit_binary_head(x_all[m_tr], y_tr[m_tr], x_val[m_va], y_va[m_va], seed)
+        finding_rows.append(fitted)
+        auc = _auc(fitted, x_val[m_va], y_va[m_va])
+        head_metrics[name] = {"val_auroc": auc, "C": fitted.C, "temperature": fitted.temperature}
+        log(f"head finding:{name}: C={fitted.C} T={fitted.temperature:.2f} val AUROC {auc:.3f}")
+    return heads, finding_rows, head_metrics
+
+
+def load_heads(visual, heads: dict, finding_rows: list) -> None:
+    """Copy fitted heads and their temperatures into a `VisualTower`."""
+    for name in SOFTMAX_HEADS:
+        load_into(visual.head[name], [heads[name]])
+        getattr(visual, f"temperature_{name}").fill_(heads[name].temperature)
+    load_into(visual.head["findings"], finding_rows)
+    with torch.no_grad():
+        visual.temperature_findings.copy_(torch.tensor([r.temperature for r in finding_rows]))
+
+
+def refit_heads(data_dir: str | Path, out_dir: str | Path, *, seed: int = 0,
+                log: Callable[[str], None] = print) -> dict:
+    """Refit only the task heads of an existing bundle in `out_dir` (same frozen trunk, same
+    feature standardisation, projection, text tower and OOD bank), exactly as `train` would
+    fit them: minutes instead of a full retraining when only the heads' recipe changed."""
+    import json
+
+    t0 = time.time()
+    seed_everything(seed)
+    torch.set_num_threads(2)
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    payload = torch.load(out_dir / "models" / "model.pt", map_location="cpu", weights_only=True)
+    meta = json.loads((out_dir / "configs" / "metadata.json").read_text())
+    training = meta["training"]
+    views = int(training.get("views", 1))
+    records = load_all(data_dir)
+    train_recs = [r for r in records if r.split == "train"]
+    val_recs = [r for r in records if r.split == "val"]
+    if manifest_sha1(data_dir) != training.get("data_manifest_sha1"):
+        raise ValueError(f"data under {data_dir} differ from the bundle's training data")
+    clip, _ = build_clip(training.get("text_tower", "minilm"), pretrained_trunk=False)
+    clip.load_state_dict(payload["state_dict"], strict=False)
+    visual = clip.visual
+    encoder = visual.encoder  # the bundle's frozen trunk: same features as at training time
+    f_train = [extract(encoder, train_recs, v, tag="lite0g2", desc="train features")
+               for v in range(views)]
+    f_val = extract(encoder, val_recs, 0, tag="lite0g2", desc="val features")
+    mean, std = visual.feat_mean.numpy(), visual.feat_std.numpy()
+    x_train = [(f - mean) / std for f in f_train]
+    x_val = (f_val - mean) / std
+    heads, finding_rows, head_metrics = fit_heads(
+        np.concatenate(x_train), train_recs * views, x_val, val_recs, seed, log)
+    load_heads(visual, heads, finding_rows)
+    state = trainable_state_dict(clip, training.get("text_tower", "minilm"))
+    payload["state_dict"] = {k: v.contiguous() for k, v in state.items()}
+    torch.save(payload, out_dir / "models" / "model.pt")
+    info = {"version": MODEL_VERSION, "text_tower": training.get("text_tower", "minilm"),
+            "seed": seed, "epochs": training.get("epochs"), "views": views,
+            "data_dir": str(data_dir), "data_manifest_sha1": training["data_manifest_sha1"],
+            "n_train": len(train_recs), "n_val": len(val_recs), "heads": head_metrics,
+            "retrieval": meta.get("validation", {}).get("retrieval", {}),
+            "train_seconds": training.get("train_seconds"),
+            "heads_refit_seconds": round(time.time() - t0, 1)}
+    from imaging.training.bundle import write_configs
+
+    write_configs(out_dir, info)
+    log(f"heads refitted in {out_dir} in {info['heads_refit_seconds']} s")
+    return info
 
 def _take_per_dataset(recs: list[ImageRecord], n: int) -> list[ImageRecord]:
     out, seen = [], {}
