@@ -314,6 +314,11 @@ def markdown_table(result: dict) -> str:
         cells = [_fmt(m)] + [_fmt((base[n].get("nih_cxr14.pneumonia_auroc_by_view") or {})
                                   .get(view)) for n in names]
         lines.append(f"| nih_cxr14.pneumonia_auroc ({view} only) | " + " | ".join(cells) + " |")
+    ddx = [k for k in sorted(result) if "ddx_" in k and isinstance(result[k], dict)
+           and "value" in result[k]]
+    if ddx:  # the differential task: its own rows, baselines named in the key
+        lines += ["", "| differential metric | value |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(result[k])} |" for k in ddx]
     if "medpix.caption_recall@10" in result:
         lines.append(f"\ncaption recall@10 chance: {result['medpix.caption_recall@10']['chance']}")
     if "medpix.plane_excluded" in result:
