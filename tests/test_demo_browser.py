@@ -148,6 +148,9 @@ def _upload(page, *paths: str) -> None:
     clear = page.locator("#upload button[aria-label='Clear']")
     if clear.count():
         clear.first.click()
+        # the clear runs its own upload chain, which empties the view; let it finish first, or
+        # its late steps can overwrite the new study's picture
+        page.wait_for_selector("#main-image img", state="detached", timeout=120_000)
         page.wait_for_selector("#upload input[type=file]", state="attached")
     page.set_input_files("#upload input[type=file]", list(paths))
     page.wait_for_selector("#main-image img", timeout=60_000)
@@ -246,7 +249,8 @@ def test_note_language_review_and_overlay(page, server):
     for path in _overlay_candidates(server["library"]):
         before = _image_src(page)
         _upload(page, path)
-        _wait_image_loaded(page, other_than=before)
+        # one model queue: the picture may wait behind the previous study's analysis
+        _wait_image_loaded(page, other_than=before, timeout=120)
         _wait_text(page, "#note", r"Draft imaging note", timeout=120)
         if not page.locator("#overlay input[type=checkbox]").is_enabled():
             continue
