@@ -263,33 +263,8 @@ def _driving(idx: np.ndarray, per_slice: np.ndarray, top: int = 3) -> tuple[int,
 
 
 def gradcam(model, x: torch.Tensor, finding_index: int) -> np.ndarray:
-    """MONAI GradCAM of one finding logit at the last conv stage -> (224, 224) in [0, 1].
-
-    One GradCAM per loaded model (its hooks stay registered); the wrapper is in eval mode,
-    because GradCAM restores the wrapper's own train/eval state after each call.
-    """
-    from monai.visualize import GradCAM
-
-    cam = getattr(model, "_finding_gradcam", None)
-    if cam is None:
-        net = _FindingLogits(model.visual).eval()
-        cam = GradCAM(nn_module=net, target_layers="visual.encoder.net.features.0.head")
-        model._finding_gradcam = cam
-    with torch.enable_grad():
-        inp = x.clone().requires_grad_(True)
-        out = cam(x=inp, class_idx=finding_index)
-    model.visual.eval()
-    arr = np.nan_to_num(out.detach().numpy()[0, 0].astype(np.float32))
-    return np.clip(arr, 0.0, 1.0)
-
-
-class _FindingLogits(torch.nn.Module):
-    def __init__(self, visual) -> None:
-        super().__init__()
-        self.visual = visual
-
-    def forward(self, x):
-        return self.visual.heads(self.visual.features(x))["findings"]
+    """GradCAM of one finding logit -> (224, 224) in [0, 1], 1 where the finding is driven."""
+    return model.gradcam(x, finding_index)
 
 
 def _to_image_grid(cam224: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

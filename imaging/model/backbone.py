@@ -13,7 +13,6 @@ statistics separate body regions and planes better than the ImageNet-specific to
 from __future__ import annotations
 
 import torch
-from monai.networks.nets import NetAdapter
 from torch import nn
 
 INPUT_SIZE = 224
@@ -48,6 +47,7 @@ class _Trunk(nn.Module):
         self.blocks = net._blocks
         self.head = nn.Sequential(net._conv_head, net._bn1, nn.ReLU6())
         self.last_taps: torch.Tensor | None = None
+        self.last_map: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x.expand(-1, 3, -1, -1) - self.mean) / self.std
@@ -59,7 +59,8 @@ class _Trunk(nn.Module):
                 taps.append(x.mean(dim=(2, 3)))
                 taps.append(nn.functional.adaptive_avg_pool2d(x, GRID).flatten(1))
         self.last_taps = torch.cat(taps, dim=1)
-        return self.head(x)
+        self.last_map = self.head(x)  # GradCAM's target layer; the TorchScript export returns it
+        return self.last_map
 
 
 class _Lite0Classifier(nn.Module):
@@ -81,6 +82,8 @@ class Encoder(nn.Module):
     """
 
     def __init__(self, pretrained: bool = False) -> None:
+        from monai.networks.nets import NetAdapter  # lazily: `import monai` costs seconds
+
         super().__init__()
         self.net = NetAdapter(
             _Lite0Classifier(pretrained),

@@ -28,9 +28,15 @@ def default_weights_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "weights"
 
 
-def configure_torch() -> None:
-    """Fixed threads and deterministic kernels, so repeated analyses agree bit for bit."""
-    torch.use_deterministic_algorithms(True, warn_only=True)
+def configure_torch(strict_determinism: bool = True) -> None:
+    """Fixed threads and deterministic kernels, so repeated analyses agree bit for bit.
+
+    `strict_determinism=False` skips `torch.use_deterministic_algorithms`, which imports
+    torch's compiler configuration (1.4 s of a cold start) and only changes kernels this
+    CPU-only inference never calls; tests check runs agree bit for bit either way.
+    """
+    if strict_determinism:
+        torch.use_deterministic_algorithms(True, warn_only=True)
     threads = int(os.environ.get("RADASSIST_THREADS", "2"))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
@@ -120,6 +126,28 @@ class RadAssistModel:
             out.append(self.clip.encode_text(tokens, normalize=True))
         return torch.cat(out).numpy().astype(np.float32)
 
+    def gradcam(self, x: torch.Tensor, finding_index: int) -> np.ndarray:
+        """MONAI GradCAM of one finding logit at the last conv stage -> (224, 224) in [0, 1].
+
+        One GradCAM per model (its hooks stay registered); the wrapper is in eval mode because
+        GradCAM restores the wrapper's own train/eval state after each call. MONAI's default
+        post-processing flips the map (maximum -> 0); ours keeps the maximum at 1.
+        """
+        from monai.visualize import GradCAM
+
+        from imaging.model.runtime import scale_unit
+
+        cam = getattr(self, "_finding_gradcam", None)
+        if cam is None:
+            net = _FindingLogits(self.visual).eval()
+            cam = GradCAM(nn_module=net, target_layers="visual.encoder.net.features.0.head",
+                          postprocessing=lambda t: t)
+            self._finding_gradcam = cam
+        with torch.enable_grad():
+            out = cam(x=x[:1].clone().requires_grad_(True), class_idx=finding_index)
+        self.visual.eval()
+        return scale_unit(out.detach().numpy()[0, 0])
+
     @property
     def embed_dim(self) -> int:
         return int(self.ood_bank.shape[1])
@@ -130,6 +158,15 @@ class RadAssistModel:
         sim = float(np.max(self.ood_bank @ embedding.astype(np.float32)))
         ref = self.ood_reference
         return float(np.searchsorted(ref, sim, side="right") / max(len(ref), 1))
+
+
+class _FindingLogits(torch.nn.Module):
+    def __init__(self, visual) -> None:
+        super().__init__()
+        self.visual = visual
+
+    def forward(self, x):
+        return self.visual.heads(self.visual.features(x))["findings"]
 
 
 HEAD_LABELS = {**SOFTMAX_HEADS, "findings": FINDINGS}

@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from imaging.datasets import ImageRecord
-from imaging.model.preprocess import load_jpeg, to_input
+from imaging.model.preprocess import load_jpeg, monai_to_input
 
 
 def cache_dir() -> Path:
@@ -41,7 +41,7 @@ def _augment(seed: int):
 
 
 def image_tensor(record: ImageRecord) -> torch.Tensor:
-    return to_input(load_jpeg(record.path))
+    return monai_to_input(load_jpeg(record.path))
 
 
 @torch.no_grad()
