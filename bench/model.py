@@ -110,7 +110,8 @@ def main() -> int:
     print("| network | load s | p50 ms (batch 1) | p95 ms (batch 1) | img/s (batch 16) "
           "| peak RSS MB | e2e ms/radiograph p50 |")
     print("|---|---|---|---|---|---|---|")
-    names = {"ours": "ours: MONAI NetAdapter(Lite0) + heads + projection, as the TorchScript runtime",
+    names = {"ours": "ours: MONAI NetAdapter(Lite0) + heads + projection, "
+                     "as the TorchScript runtime",
              "densenet121": "MONAI DenseNet121 (2D, 1 ch, 224²)"}
     for kind in results:
         e2e = med(kind, "e2e_p50_ms")
