@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
+import itertools  # noqa: E402
 import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -129,13 +130,34 @@ def _view_updates(state: cb.ViewerState, index: int | None):
     )
 
 
-def on_upload(files, progress=gr.Progress()):  # noqa: B008
+# Each upload (or Clear) starts a chain of events: ingest, view, header, analysis. A chain
+# started for an older upload can still be queued behind the model when the next study
+# arrives; its late steps must not paint the old study's picture or note over the new one.
+_UPLOADS = itertools.count(1)
+_ON_SCREEN: dict[str, int] = {}  # browser session -> upload_id of the study it shows
+
+
+def _session(request) -> str:
+    return str(getattr(request, "session_hash", "") or "")
+
+
+def is_stale(state, request) -> bool:
+    """This event belongs to an upload that is no longer the one on screen."""
+    current = _ON_SCREEN.get(_session(request))
+    return current is not None and getattr(state, "upload_id", 0) != current
+
+
+def on_upload(files, request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
     """Ingest the upload; the previous study's note and downloads are cleared at once."""
+    upload_id = next(_UPLOADS)
+    _ON_SCREEN[_session(request)] = upload_id
     paths = [getattr(f, "name", f) for f in (files or [])]
     cleared = ("", [], None, gr.Dropdown(choices=[], value=None), "")
     if not paths:
-        return (cb.ViewerState(), gr.Dropdown(choices=[], value=None), [], "", *cleared)
+        return (cb.ViewerState(upload_id=upload_id), gr.Dropdown(choices=[], value=None), [],
+                "", *cleared)
     state = cb.load_files(paths, progress=progress)
+    state.upload_id = upload_id
     first = cb.first_image_index(state)
     choices = cb.view_choices(state)
     waiting = "_Analysing…_" if state.study is not None else ""
@@ -148,7 +170,9 @@ def on_upload(files, progress=gr.Progress()):  # noqa: B008
     )
 
 
-def on_select(state, index):
+def on_select(state, index, request: gr.Request = None):
+    if is_stale(state, request):
+        return tuple(gr.skip() for _ in range(7))
     return _view_updates(state, index)
 
 
@@ -171,14 +195,24 @@ def on_preset(state, index, name):
     return gr.Slider(value=cw[0]), gr.Slider(value=cw[1])
 
 
-def on_header(state, index, slice_no, show_phi, query):
+def on_header(state, index, slice_no, show_phi, query, request: gr.Request = None):
+    if is_stale(state, request):
+        return gr.skip()
     return cb.header_table(state, index, int(slice_no or 1) - 1, bool(show_phi), query or "")
 
 
-def on_analyse(state, index, age, sex, history, lang, library_dir, progress=gr.Progress()):  # noqa: B008
+ANALYSE_OUTPUTS = 9
+
+
+def on_analyse(state, index, age, sex, history, lang, library_dir,
+               request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
+    if is_stale(state, request):  # queued for a study that has since been replaced
+        return tuple(gr.skip() for _ in range(ANALYSE_OUTPUTS))
     context = cb.context_from_inputs(age, sex, history, lang)
     progress(0.05, desc="preparing")
     state = cb.analyse(state, context, progress=progress, index=index)
+    if is_stale(state, request):  # replaced while the model ran: keep the new study's view
+        return tuple(gr.skip() for _ in range(ANALYSE_OUTPUTS))
     progress(0.95, desc="rendering the note")
     files = cb.export_files(state)
     note_md = cb.note_markdown(state, lang)

@@ -116,6 +116,7 @@ class ViewerState:
     note_error: str = ""
     exports: dict[str, str] = field(default_factory=dict)
     workdir: str = ""
+    upload_id: int = 0  # which upload this state belongs to (stale event chains check it)
 
     @property
     def study(self) -> Study | None:

@@ -391,3 +391,30 @@ def test_slice_slider_on_a_stack(tmp_path):
     assert cb.render_view(state, 0, 99, 40, 400)[1].count("slice 5/5") == 1  # clamped
     uids = {r[3] for r in cb.header_table(state, 0, 4) if r[1] == "SOPInstanceUID"}
     assert uids == {state.views[0].stack.sop_instance_uids[4]}  # header follows the slice
+
+
+def test_a_replaced_uploads_late_chain_does_not_paint_over_the_new_study():
+    """Upload A, then B before A's analysis ran: A's queued view and analysis steps change
+    nothing (no old picture, no old note over B); B's own steps run."""
+    import gradio as gr
+
+    from demo import app
+
+    session = type("Request", (), {"session_hash": "tab-1"})()
+    other_tab = type("Request", (), {"session_hash": "tab-2"})()
+    state_a = app.on_upload([get_testdata_file("CT_small.dcm")], session)[0]
+    state_b = app.on_upload([get_testdata_file("MR_small.dcm")], session)[0]
+    assert state_a.upload_id != state_b.upload_id
+    skipped = gr.skip()
+    assert all(out == skipped for out in app.on_select(state_a, 0, session))
+    assert app.on_header(state_a, 0, 1, False, "", session) == skipped
+    late = app.on_analyse(state_a, 0, 60, "F", "", "en", "", session,
+                          progress=lambda *a, **k: 0)
+    assert len(late) == app.ANALYSE_OUTPUTS and all(out == skipped for out in late)
+    assert state_a.analysis is None and state_a.note is None  # the model never ran for A
+    picture_b = app.on_select(state_b, 0, session)[4]
+    assert isinstance(picture_b, np.ndarray) and picture_b.size  # B's picture is drawn
+    # another browser tab is a separate session: A is current there
+    app.on_upload([get_testdata_file("CT_small.dcm")], other_tab)
+    assert app.is_stale(state_a, other_tab)  # an older upload, even in that tab
+    assert not app.is_stale(state_b, session)
