@@ -155,6 +155,8 @@ def expected_pixel_bytes(ds: Dataset) -> int | None:
         samples_total = rows * cols * samples * frames
     if bits == 1:
         return (samples_total + 7) // 8
+    if bits == 12:  # ACR-NEMA packed: two pixels in three bytes
+        return (samples_total * 3 + 1) // 2
     return samples_total * ((bits + 7) // 8)
 
 

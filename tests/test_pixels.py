@@ -138,6 +138,26 @@ def test_truncated_pixel_data_is_a_typed_error_naming_the_file():
     assert "MR_truncated.dcm" in str(info.value)
 
 
+def test_acr_nema_twelve_bit_packed_pixels_match_gdcm(conformance: Path):
+    """Bits Allocated 12 (two pixels in three bytes): pydicom refuses it, GDCM reads it."""
+    import gdcm
+
+    path = conformance / "fo-dicom" / "GH340.dcm"
+    reader = gdcm.ImageReader()
+    reader.SetFileName(str(path))
+    assert reader.Read()
+    buffer = reader.GetImage().GetBuffer().encode("utf-8", "surrogateescape")
+    reference = np.frombuffer(buffer, np.uint16).reshape(256, 256)
+    ds = pydicom.dcmread(path, force=True)
+    ours = decode(ds, str(path)).array
+    assert ours.shape == (1, 256, 256) and np.array_equal(ours[0], reference)
+    assert reference.std() > 10  # a real image, not zeros
+    ds.PixelData = ds.PixelData[:-100]
+    with pytest.raises(PixelDataError) as info:
+        decode(ds, "cut.dcm")
+    assert info.value.reason == "truncated_pixel_data" and "cut.dcm" in str(info.value)
+
+
 def test_unsupported_transfer_syntax_is_a_typed_error():
     ds = _read(PYDICOM_FILES / "MR_small.dcm")
     ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG2: no decoder exists

@@ -73,6 +73,8 @@ def decode(ds: Dataset, source: str) -> Decoded:
     if not has_pixel_data(ds):
         raise PixelDataError(source, "the object has no pixel data", reason=NO_PIXEL_DATA)
     tsyntax = transfer_syntax_of(ds)
+    if int(ds.get("BitsAllocated", 0) or 0) == 12 and not tsyntax.is_compressed:
+        return _decode_packed12(ds, source, tsyntax)
     if tsyntax == DEFLATED_IMAGE_FRAME or (
         tsyntax == RLELossless and int(ds.get("BitsAllocated", 0) or 0) == 1
     ):
@@ -233,6 +235,37 @@ def _decode_framewise(ds: Dataset, source: str, tsyntax: UID) -> Decoded:
         raise _translate(exc, source, tsyntax) from exc
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     return Decoded(np.stack(frames), photometric, tsyntax)
+
+
+def _decode_packed12(ds: Dataset, source: str, tsyntax: UID) -> Decoded:
+    """ACR-NEMA 12-bit packed pixels (Bits Allocated 12): two pixels in three bytes.
+
+    Retired since DICOM 3.0 but still in old archives; pydicom refuses them. The layout is
+    GDCM's (byte0 + low nibble of byte1; high nibble of byte1 + byte2), and a test holds this
+    unpacking equal to GDCM's on a real file.
+    """
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    if samples != 1 or not rows or not cols:
+        raise PixelDataError(source, "12-bit packed pixels with more than one sample per "
+                             "pixel or no size", reason=UNSUPPORTED_FORMAT)
+    count = rows * cols * frames
+    data = bytes(ds.PixelData or b"")
+    if len(data) < (count * 3 + 1) // 2:
+        raise PixelDataError(source, f"12-bit packed pixel data holds {len(data):,} bytes, "
+                             f"{(count * 3 + 1) // 2:,} needed", reason=TRUNCATED)
+    pairs = (count + 1) // 2
+    raw = np.frombuffer(data, np.uint8, count=pairs * 3 if len(data) >= pairs * 3 else None)
+    raw = np.pad(raw, (0, pairs * 3 - raw.size)).reshape(pairs, 3).astype(np.uint16)
+    out = np.empty((pairs, 2), np.uint16)
+    out[:, 0] = raw[:, 0] | ((raw[:, 1] & 0x0F) << 8)
+    out[:, 1] = (raw[:, 1] >> 4) | (raw[:, 2] << 4)
+    arr = out.reshape(-1)[:count].reshape(frames, rows, cols)
+    if int(ds.get("PixelRepresentation", 0) or 0) == 1:  # two's complement in 12 bits
+        arr = ((arr.astype(np.int16) << 4) >> 4).astype(np.int16)
+    photometric = str(ds.get("PhotometricInterpretation", "") or "MONOCHROME2")
+    return Decoded(arr, photometric.strip().upper(), tsyntax)
 
 
 def _translate(exc: Exception, source: str, tsyntax: UID) -> PixelDataError:
