@@ -92,6 +92,7 @@ def score(records: list[ImageRecord], probs: dict, caption_sim: Callable | None)
             by_view[view] = M.auroc(y[sel], p[sel])
         out["nih_cxr14.pneumonia_auroc_by_view"] = by_view
         out["nih_cxr14.ece"] = M.ece(y, p)
+        out["nih_cxr14.ece_perfect_calibration"] = M.ece_floor(p)
     cov = [i for i, r in enumerate(records) if r.dataset == "covid_cxr" and r.modality == "XR"]
     if cov:
         y = np.array([records[i].findings.get("covid19", 0) for i in cov])
@@ -321,6 +322,12 @@ def markdown_table(result: dict) -> str:
         lines += [f"| {k} | {_fmt(result[k])} |" for k in ddx]
     if "medpix.caption_recall@10" in result:
         lines.append(f"\ncaption recall@10 chance: {result['medpix.caption_recall@10']['chance']}")
+    floor = result.get("nih_cxr14.ece_perfect_calibration")
+    if isinstance(floor, dict) and "median" in floor:
+        lines.append(f"ECE a perfectly calibrated model would show with these probabilities on "
+                     f"{floor['n']} images: median {floor['median']:.3f} (90% of draws "
+                     f"{floor['p05']:.3f}-{floor['p95']:.3f}; <= 0.05 in "
+                     f"{floor['share_at_or_below_0.05']:.0%})")
     if "medpix.plane_excluded" in result:
         lines.append(f"plane: {result['medpix.plane_excluded']['count']} images excluded "
                      f"(montage/other/not specified/3D/photograph...)")
