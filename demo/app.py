@@ -21,6 +21,7 @@ import gradio as gr  # noqa: E402
 from demo import callbacks as cb  # noqa: E402
 from demo import quiz_ui, similar  # noqa: E402
 from demo.header_panel import HEADER_COLUMNS  # noqa: E402
+from demo.render import picture_file  # noqa: E402
 from demo.teaching import TeachingLibrary, load_library  # noqa: E402
 
 TITLE = "RadAssist — offline second read (research and teaching aid, not a medical device)"
@@ -124,7 +125,7 @@ def _view_updates(state: cb.ViewerState, index: int | None):
         gr.Dropdown(choices=presets, value=w.name if w else None),
         gr.Slider(minimum=lo, maximum=hi, value=center),
         gr.Slider(minimum=1, maximum=max_width, value=width),
-        img,
+        picture_file(img),
         caption,
         gr.Dropdown(choices=findings, value=findings[0] if findings else None),
     )
@@ -185,7 +186,9 @@ def on_gallery_select(state, evt: gr.SelectData):
 
 def on_render(state, index, slice_no, center, width, invert, zoom, overlay, finding, opacity):
     k = int(slice_no or 1) - 1
-    return cb.render_view(state, index, k, center, width, invert, zoom, overlay, finding, opacity)
+    img, caption = cb.render_view(state, index, k, center, width, invert, zoom, overlay, finding,
+                                  opacity)
+    return picture_file(img), caption
 
 
 def on_preset(state, index, name):

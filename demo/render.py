@@ -8,6 +8,14 @@ fallback only keeps the viewer usable while that module is absent.
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import threading
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -129,3 +137,40 @@ def thumbnail(image: np.ndarray, size: int = 128) -> np.ndarray:
     img = Image.fromarray(to_rgb(image))
     img.thumbnail((size, size), Image.BILINEAR)
     return np.asarray(img)
+
+
+# -- pictures handed to the browser ---------------------------------------------------------------
+_PICTURE_DIR: str | None = None
+
+
+def picture_dir() -> str:
+    """A private folder for this process's rendered pictures, removed at exit."""
+    global _PICTURE_DIR
+    if _PICTURE_DIR is None:
+        _PICTURE_DIR = tempfile.mkdtemp(prefix="radassist-view-")
+        atexit.register(shutil.rmtree, _PICTURE_DIR, True)
+    return _PICTURE_DIR
+
+
+def picture_file(img: np.ndarray | None) -> str | None:
+    """The picture as a lossless PNG file named by its content, written atomically.
+
+    Why not hand Gradio the array: Gradio re-encodes an array output and rewrites its cached
+    copy in place on every event, so the same picture rendered twice in a row (a new view,
+    then a slider's re-render) can be cut short while the browser is reading it, and the
+    viewer shows a broken image (seen in the browser tests). A file output is copied into
+    Gradio's cache under a temporary name and renamed. PNG also keeps the display lossless
+    (Gradio's default for arrays is lossy WebP).
+    """
+    if img is None:
+        return None
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG", compress_level=1)
+    data = buf.getvalue()
+    path = os.path.join(picture_dir(), hashlib.sha1(data).hexdigest()[:24] + ".png")
+    if not os.path.exists(path):
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    return path

@@ -413,8 +413,24 @@ def test_a_replaced_uploads_late_chain_does_not_paint_over_the_new_study():
     assert len(late) == app.ANALYSE_OUTPUTS and all(out == skipped for out in late)
     assert state_a.analysis is None and state_a.note is None  # the model never ran for A
     picture_b = app.on_select(state_b, 0, session)[4]
-    assert isinstance(picture_b, np.ndarray) and picture_b.size  # B's picture is drawn
+    assert Path(picture_b).is_file()  # B's picture is drawn
     # another browser tab is a separate session: A is current there
     app.on_upload([get_testdata_file("CT_small.dcm")], other_tab)
     assert app.is_stale(state_a, other_tab)  # an older upload, even in that tab
     assert not app.is_stale(state_b, session)
+
+
+def test_pictures_are_lossless_files_named_by_content():
+    """Same picture, same file (written once, atomically); another picture, another file."""
+    from demo.render import picture_file
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    first, again = picture_file(img), picture_file(img.copy())
+    assert first == again and first.endswith(".png")
+    assert np.array_equal(np.asarray(Image.open(first)), img)  # lossless
+    other = img.copy()
+    other[0, 0] ^= 1
+    assert picture_file(other) != first
+    assert picture_file(None) is None
+    assert not list(Path(first).parent.glob("*.tmp"))
