@@ -54,8 +54,14 @@ class Prediction:
     features: np.ndarray  # (N, FEATURE_DIM) standardised trunk features
 
 
-class RadAssistModel:
-    """What `get_model()` returns. `version`, `encode_images`, `encode_text`, `predict`."""
+class BundleModel:
+    """What both model flavours share: reading the bundle, the OOD reference, `quality`.
+
+    `RadAssistModel` (eager MONAI / open_clip network) and `runtime.RuntimeModel` (its
+    TorchScript export) add `predict`, `encode_text` and `gradcam`.
+    """
+
+    strict_determinism = True
 
     def __init__(self, weights_dir: Path) -> None:
         weights_dir = Path(weights_dir)
@@ -63,7 +69,7 @@ class RadAssistModel:
         if missing:
             raise ModelError(str(weights_dir), f"weights bundle incomplete, missing {missing}; "
                              "run `radassist train --out weights/`", reason="weights_missing")
-        configure_torch()
+        configure_torch(self.strict_determinism)
         self.weights_dir = weights_dir
         self.metadata = json.loads((weights_dir / "configs/metadata.json").read_text())
         self.inference_config = json.loads((weights_dir / "configs/inference.json").read_text())
@@ -75,44 +81,74 @@ class RadAssistModel:
         except Exception as exc:  # corrupt / incompatible file
             raise ModelError(str(weights_dir / "models/model.pt"), f"cannot load weights: {exc}",
                              reason="weights_unreadable") from exc
-        self.clip, self.tokenizer = build_clip(self.text_tower, pretrained_trunk=False)
-        state = payload["state_dict"]
-        result = self.clip.load_state_dict(state, strict=False)
-        unexpected = list(result.unexpected_keys)
-        missing_keys = [k for k in result.missing_keys
-                        if not (self.text_tower == "minilm" and k.startswith("text.transformer."))]
-        if unexpected or missing_keys:
-            raise ModelError(str(weights_dir), f"weights do not match the network "
-                             f"(missing {missing_keys[:3]}, unexpected {unexpected[:3]})",
-                             reason="weights_mismatch")
-        self.clip.eval()
-        self.visual = self.clip.visual
+        self._state_dict = payload["state_dict"]  # the eager network loads it; others drop it
         # OOD reference: embeddings of the training images, and the validation distribution
         # of nearest-neighbour similarity used to turn a similarity into a quality score.
         self.ood_bank = payload["ood_bank"].float().numpy()
         self.ood_reference = np.sort(payload["ood_reference"].float().numpy())
 
-    # -- images ---------------------------------------------------------------------------
-    @torch.no_grad()
     def predict(self, batch: torch.Tensor | np.ndarray) -> Prediction:
-        x = torch.as_tensor(np.asarray(batch), dtype=torch.float32)
-        if x.ndim == 3:
-            x = x[:, None]
-        feats = self.visual.features(x)
-        logits = self.visual.heads(feats)
-        emb = torch.nn.functional.normalize(self.visual.embed(feats), dim=-1)
-        return Prediction(
-            modality=torch.softmax(logits["modality"], -1).numpy(),
-            region=torch.softmax(logits["region"], -1).numpy(),
-            plane=torch.softmax(logits["plane"], -1).numpy(),
-            findings=torch.sigmoid(logits["findings"]).numpy(),
-            embedding=emb.numpy().astype(np.float32),
-            features=feats.numpy(),
-        )
+        raise NotImplementedError
 
     def encode_images(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
         """(N,1,224,224) or (N,224,224) [0,1] images -> (N, D) L2-normalised embeddings."""
         return self.predict(batch).embedding
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.ood_bank.shape[1])
+
+    def quality(self, embedding: np.ndarray) -> float:
+        """Share of validation images less typical than this one (1 = typical, 0 = alien)."""
+        sim = float(np.max(self.ood_bank @ embedding.astype(np.float32)))
+        ref = self.ood_reference
+        return float(np.searchsorted(ref, sim, side="right") / max(len(ref), 1))
+
+
+def as_batch(batch: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """(N,224,224) or (N,1,224,224) -> (N,1,224,224) float32 tensor."""
+    x = torch.as_tensor(np.asarray(batch), dtype=torch.float32)
+    return x[:, None] if x.ndim == 3 else x
+
+
+def prediction(modality, region, plane, findings, emb, feats) -> Prediction:
+    """Calibrated logits and the embedding -> probabilities, as numpy."""
+    return Prediction(
+        modality=torch.softmax(modality, -1).numpy(),
+        region=torch.softmax(region, -1).numpy(),
+        plane=torch.softmax(plane, -1).numpy(),
+        findings=torch.sigmoid(findings).numpy(),
+        embedding=emb.numpy().astype(np.float32),
+        features=feats.numpy(),
+    )
+
+
+class RadAssistModel(BundleModel):
+    """The eager MONAI / open_clip network of a bundle (training, export, reference)."""
+
+    def __init__(self, weights_dir: Path) -> None:
+        super().__init__(weights_dir)
+        self.clip, self.tokenizer = build_clip(self.text_tower, pretrained_trunk=False)
+        result = self.clip.load_state_dict(self._state_dict, strict=False)
+        self._state_dict = None
+        unexpected = list(result.unexpected_keys)
+        missing_keys = [k for k in result.missing_keys
+                        if not (self.text_tower == "minilm" and k.startswith("text.transformer."))]
+        if unexpected or missing_keys:
+            raise ModelError(str(self.weights_dir), f"weights do not match the network "
+                             f"(missing {missing_keys[:3]}, unexpected {unexpected[:3]})",
+                             reason="weights_mismatch")
+        self.clip.eval()
+        self.visual = self.clip.visual
+
+    # -- images ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, batch: torch.Tensor | np.ndarray) -> Prediction:
+        feats = self.visual.features(as_batch(batch))
+        logits = self.visual.heads(feats)
+        emb = torch.nn.functional.normalize(self.visual.embed(feats), dim=-1)
+        return prediction(logits["modality"], logits["region"], logits["plane"],
+                          logits["findings"], emb, feats)
 
     # -- text -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -147,17 +183,6 @@ class RadAssistModel:
             out = cam(x=x[:1].clone().requires_grad_(True), class_idx=finding_index)
         self.visual.eval()
         return scale_unit(out.detach().numpy()[0, 0])
-
-    @property
-    def embed_dim(self) -> int:
-        return int(self.ood_bank.shape[1])
-
-    # -- out of distribution --------------------------------------------------------------
-    def quality(self, embedding: np.ndarray) -> float:
-        """Share of validation images less typical than this one (1 = typical, 0 = alien)."""
-        sim = float(np.max(self.ood_bank @ embedding.astype(np.float32)))
-        ref = self.ood_reference
-        return float(np.searchsorted(ref, sim, side="right") / max(len(ref), 1))
 
 
 class _FindingLogits(torch.nn.Module):

@@ -31,9 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imaging.datasets import FINDINGS
-from imaging.model.loaded import BUNDLE_FILES, Prediction, configure_torch
-from pacs_bridge.errors import ModelError
+from imaging.model.loaded import BundleModel, Prediction, as_batch, prediction
 
 EXPORT_FORMAT = 1  # bump when the traced modules' inputs or outputs change
 TRACE_BATCH = 2
@@ -120,37 +118,22 @@ def _tokenizer_dir(text_tower: str) -> str | None:
 
 
 # -- the runtime model ------------------------------------------------------------------------
-class RuntimeModel:
+class RuntimeModel(BundleModel):
     """`get_model()`'s model: the same interface and numbers as `RadAssistModel`, no MONAI.
 
     `predict`, `encode_images`, `encode_text`, `quality`, `gradcam`, `version`, `metadata`.
     """
 
+    strict_determinism = False  # see `configure_torch`: its import costs 1.4 s of a cold start
+
     def __init__(self, weights_dir: Path, *, progress=None) -> None:
-        weights_dir = Path(weights_dir)
-        missing = [f for f in BUNDLE_FILES if not (weights_dir / f).is_file()]
-        if missing:
-            raise ModelError(str(weights_dir), f"weights bundle incomplete, missing {missing}; "
-                             "run `radassist train --out weights/`", reason="weights_missing")
-        configure_torch(strict_determinism=False)
-        self.weights_dir = weights_dir
-        self.metadata = json.loads((weights_dir / "configs/metadata.json").read_text())
-        self.inference_config = json.loads((weights_dir / "configs/inference.json").read_text())
-        self.version = str(self.metadata.get("version", "unknown"))
-        self.text_tower = self.inference_config.get("text_tower", "minilm")
-        try:
-            payload = torch.load(weights_dir / "models/model.pt", map_location="cpu",
-                                 weights_only=True)
-        except Exception as exc:  # corrupt / incompatible file
-            raise ModelError(str(weights_dir / "models/model.pt"), f"cannot load weights: {exc}",
-                             reason="weights_unreadable") from exc
-        self.ood_bank = payload["ood_bank"].float().numpy()
-        self.ood_reference = np.sort(payload["ood_reference"].float().numpy())
-        self.export_dir = runtime_cache_dir() / bundle_key(weights_dir)
+        super().__init__(weights_dir)
+        self._state_dict = None  # the traced files carry the weights
+        self.export_dir = runtime_cache_dir() / bundle_key(self.weights_dir)
         if not (self.export_dir / "meta.json").is_file():
             (progress or _say)("radassist: preparing the model for fast start "
                                "(once per weights bundle, ~20 s)")
-            export(weights_dir, self.export_dir)
+            export(self.weights_dir, self.export_dir)
         self.export_meta = json.loads((self.export_dir / "meta.json").read_text())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in 2.14
@@ -167,21 +150,8 @@ class RuntimeModel:
 
     @torch.no_grad()
     def predict(self, batch: torch.Tensor | np.ndarray) -> Prediction:
-        x = torch.as_tensor(np.asarray(batch), dtype=torch.float32)
-        if x.ndim == 3:
-            x = x[:, None]
-        modality, region, plane, findings, emb, feats, _ = self._run_visual(x)
-        return Prediction(
-            modality=torch.softmax(modality, -1).numpy(),
-            region=torch.softmax(region, -1).numpy(),
-            plane=torch.softmax(plane, -1).numpy(),
-            findings=torch.sigmoid(findings).numpy(),
-            embedding=emb.numpy().astype(np.float32),
-            features=feats.numpy(),
-        )
-
-    def encode_images(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
-        return self.predict(batch).embedding
+        modality, region, plane, findings, emb, feats, _ = self._run_visual(as_batch(batch))
+        return prediction(modality, region, plane, findings, emb, feats)
 
     def gradcam(self, x: torch.Tensor, finding_index: int) -> np.ndarray:
         """GradCAM of one finding logit at the last conv stage -> (224, 224) in [0, 1].
@@ -225,17 +195,6 @@ class RuntimeModel:
             self._tokenizer = _load_tokenizer(self.export_meta)
         ids = [enc.ids for enc in self._tokenizer.encode_batch([_clean(t) for t in texts])]
         return torch.tensor(ids, dtype=torch.long)
-
-    @property
-    def embed_dim(self) -> int:
-        return int(self.ood_bank.shape[1])
-
-    # -- out of distribution --------------------------------------------------------------
-    def quality(self, embedding: np.ndarray) -> float:
-        """Share of validation images less typical than this one (1 = typical, 0 = alien)."""
-        sim = float(np.max(self.ood_bank @ embedding.astype(np.float32)))
-        ref = self.ood_reference
-        return float(np.searchsorted(ref, sim, side="right") / max(len(ref), 1))
 
 
 def _say(message: str) -> None:
@@ -285,4 +244,4 @@ def _load_tokenizer(meta: dict):
     return tok
 
 
-__all__ = ["RuntimeModel", "export", "gradcam_map", "scale_unit", "FINDINGS"]
+__all__ = ["RuntimeModel", "export", "gradcam_map", "scale_unit"]
