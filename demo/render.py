@@ -173,4 +173,26 @@ def picture_file(img: np.ndarray | None) -> str | None:
         with open(tmp, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
+        _prune(os.path.dirname(path))
     return path
+
+
+PICTURE_MAX_AGE_S = 600  # Gradio copies a picture into its cache as soon as the handler returns
+_WRITES = [0]
+
+
+def _prune(folder: str) -> None:
+    """Every 50 pictures, drop those older than ten minutes (a session of slider moves would
+    otherwise keep every rendered frame until the process exits)."""
+    _WRITES[0] += 1
+    if _WRITES[0] % 50:
+        return
+    import time
+
+    cutoff = time.time() - PICTURE_MAX_AGE_S
+    for entry in os.scandir(folder):
+        try:
+            if entry.name.endswith(".png") and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+        except OSError:
+            pass

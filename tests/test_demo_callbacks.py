@@ -434,3 +434,17 @@ def test_pictures_are_lossless_files_named_by_content():
     assert picture_file(other) != first
     assert picture_file(None) is None
     assert not list(Path(first).parent.glob("*.tmp"))
+
+
+def test_old_pictures_are_pruned_but_recent_ones_stay():
+    import os
+
+    from demo import render
+
+    rng = np.random.default_rng(1)
+    old = render.picture_file(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
+    os.utime(old, (0, 0))  # rendered long ago
+    recent = [render.picture_file(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
+              for _ in range(50)]  # at least one pruning pass runs
+    assert not Path(old).exists()
+    assert all(Path(p).exists() for p in recent)
