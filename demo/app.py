@@ -88,7 +88,6 @@ def warm_up() -> None:
         import numpy as np
         import torch
 
-        from imaging.analyze import gradcam
         from imaging.model.preprocess import to_input
         from imaging.notes.compose import default_resources
 
@@ -99,8 +98,7 @@ def warm_up() -> None:
             for _ in range(WARM_UP_PASSES):
                 state = cb.load_files([path])
                 cb.analyse(state, cb.context_from_inputs(None, None, ""))
-                gradcam(model, torch.stack([to_input(np.full((256, 256), 0.5, np.float32))]),
-                        0)
+                model.gradcam(torch.stack([to_input(np.full((256, 256), 0.5, np.float32))]), 0)
     except Exception:  # warming is an optimisation; a failure shows up on first use
         pass
 

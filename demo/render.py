@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -187,8 +188,6 @@ def _prune(folder: str) -> None:
     _WRITES[0] += 1
     if _WRITES[0] % 50:
         return
-    import time
-
     cutoff = time.time() - PICTURE_MAX_AGE_S
     for entry in os.scandir(folder):
         try:

@@ -206,7 +206,7 @@ def analyze_stack(model, stack: ImageStack) -> SeriesAnalysis:
                 pos = int(np.argmax(pred.findings[:, k]))
                 if pos != key_pos:
                     continue  # saliency is aligned with the key image only
-                cam = gradcam(model, batch[pos:pos + 1], int(k))
+                cam = model.gradcam(batch[pos:pos + 1], int(k))
                 saliency.append(Saliency(f"finding:{FINDINGS[k]}", int(idx[pos]), "gradcam",
                                          _to_image_grid(cam, units[pos].shape)))
     observations.append(Observation("quality:ood", "quality", "Out of distribution",
@@ -260,11 +260,6 @@ def _driving(idx: np.ndarray, per_slice: np.ndarray, top: int = 3) -> tuple[int,
         return ()
     order = np.argsort(-per_slice, kind="stable")[:top]
     return tuple(int(idx[i]) for i in sorted(order))
-
-
-def gradcam(model, x: torch.Tensor, finding_index: int) -> np.ndarray:
-    """GradCAM of one finding logit -> (224, 224) in [0, 1], 1 where the finding is driven."""
-    return model.gradcam(x, finding_index)
 
 
 def _to_image_grid(cam224: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

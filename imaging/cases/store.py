@@ -6,6 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from ..cache import cache_root
 from .library import CaseLibrary
 
 
@@ -15,8 +16,7 @@ def default_db_path() -> Path:
     env = os.environ.get("RADASSIST_LIBRARY")
     if env:
         return Path(env)
-    cache = Path(os.environ.get("RADASSIST_CACHE", Path.home() / ".cache" / "radassist"))
-    return cache / "cases.sqlite"
+    return cache_root() / "cases.sqlite"
 
 
 @lru_cache(maxsize=4)

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import cache_root
 from .knowledge_view import Entry, KnowledgeView
 from .tfidf import TfidfIndex
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("RADASSIST_CACHE", Path.home() / ".cache" / "radassist"))
+    return cache_root()
 
 
 def entry_sentences(entry: Entry) -> list[str]:

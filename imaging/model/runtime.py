@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from imaging.cache import cache_root
 from imaging.model.loaded import BundleModel, Prediction, as_batch, prediction
 
 EXPORT_FORMAT = 1  # bump when the traced modules' inputs or outputs change
@@ -38,8 +39,7 @@ TRACE_BATCH = 2
 
 
 def runtime_cache_dir() -> Path:
-    base = os.environ.get("RADASSIST_CACHE") or Path.home() / ".cache" / "radassist"
-    return Path(base) / "runtime"
+    return cache_root() / "runtime"
 
 
 def bundle_key(weights_dir: Path) -> str:

@@ -8,7 +8,6 @@ Augmented views (small affine, contrast) give the heads some invariance.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,13 +15,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from imaging.cache import cache_root
 from imaging.datasets import ImageRecord
 from imaging.model.preprocess import load_jpeg, monai_to_input
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("RADASSIST_CACHE") or Path.home() / ".cache" / "radassist"
-    path = Path(base) / "features"
+    path = cache_root() / "features"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
