@@ -165,3 +165,21 @@ def test_empty_knowledge_base_says_so(tmp_path):
     note = compose(chest_radiograph_analysis(), resources=Resources(view=load_view(tmp_path)))
     assert note.differential == ()
     assert "knowledge base is empty" in to_markdown(note, "en")
+
+
+def test_atypical_image_is_diagnosed_with_a_caution_in_both_languages(res):
+    from dataclasses import replace
+
+    typical = compose(chest_radiograph_analysis(), ClinicalContext(history="fever"),
+                      resources=res)
+    analysis = chest_radiograph_analysis()
+    atypical_series = replace(analysis.series[0], quality_score=0.05)
+    atypical = compose(replace(analysis, series=(atypical_series,)),
+                       ClinicalContext(history="fever"), resources=res)
+    assert not atypical.out_of_distribution and atypical.differential
+    md_en, md_zh = to_markdown(atypical, "en"), to_markdown(atypical, "zh")
+    assert "less typical of the training images than 95% of validation images" in md_en
+    assert "atypical of the training data" in md_en
+    assert "95% 的验证图像" in md_zh and "差异较大" in md_zh
+    typical_md = to_markdown(typical, "en")
+    assert "less typical" not in typical_md and "atypical" not in typical_md

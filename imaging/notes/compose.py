@@ -36,6 +36,11 @@ from .strings import DISCLAIMER, observation_label, t, tt
 LIKELY, POSSIBLE = 0.70, 0.30
 MIN_ITEMS, MAX_ITEMS = 3, 5
 SIMILAR_CASES_K = 5
+# Quality is the share of validation images less typical than the series (analyze.py). Below
+# the 1st percentile the series is out of distribution and not diagnosed; below the 10th it
+# is still diagnosed, but the reader is told the model is on thin ground (e.g. pydicom's
+# 128-pixel CT_small slice, quality 0.05, whose differential is a run of pneumonias).
+ATYPICAL_QUALITY = 0.10
 _SHOWN_KINDS = ("modality", "region", "plane")
 
 
@@ -216,6 +221,9 @@ def compose(
             n=s.n_images, key_image=s.key_slice + 1, quality=s.quality_score))
         if s.out_of_distribution:
             analysed.append(t("analysed.ood", index=index, quality=s.quality_score))
+        elif s.quality_score < ATYPICAL_QUALITY:
+            analysed.append(t("analysed.atypical", index=index, quality=s.quality_score,
+                              share=round(100 * (1 - s.quality_score))))
         for w in s.warnings:
             analysed.append(t("analysed.warning", text=w))
     for w in analysis.warnings:
@@ -309,6 +317,8 @@ def compose(
     limits = [t("lim.draft"), t("lim.scope"), t("lim.knowledge", n=len(view.entries))]
     if ood:
         limits.append(t("lim.ood"))
+    elif any(s.quality_score < ATYPICAL_QUALITY for s in usable):
+        limits.append(t("lim.atypical"))
     if res.library is None or not len(res.library):
         limits.append(t("lim.no_library"))
     if res.model is None:

@@ -33,6 +33,12 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Series {index} looks out of distribution or unsupported (quality {quality:.2f}); "
         "it is described but not diagnosed.",
         "序列 {index} 超出模型适用范围或不受支持（质量 {quality:.2f}），仅作描述，不作诊断。"),
+    "analysed.atypical": (
+        "Series {index} is less typical of the training images than {share}% of validation "
+        "images (quality {quality:.2f}): read its observations and differential with extra "
+        "caution.",
+        "序列 {index} 与训练图像的相似程度低于 {share}% 的验证图像（质量 {quality:.2f}），"
+        "其观察结果和鉴别诊断请格外谨慎解读。"),
     "analysed.context": ("Clinical context: {text}.", "临床信息：{text}。"),
     "analysed.context_none": ("No clinical context was given.", "未提供临床信息。"),
     "context.age": ("age {age}", "年龄 {age} 岁"),
@@ -132,6 +138,9 @@ STRINGS: dict[str, tuple[str, str]] = {
                        "无教学病例库，未检索相似病例。"),
     "lim.no_text_model": ("The image\u2013text model was unavailable; ranking used context only.",
                           "图像-文本模型不可用，排序仅依据临床信息。"),
+    "lim.atypical": ("An analysed image is atypical of the training data; the model's "
+                     "probabilities are least reliable there.",
+                     "所分析的图像与训练数据差异较大，模型给出的概率在此最不可靠。"),
     "lim.ood": ("Out-of-distribution input: findings and differential are withheld.",
                 "输入超出适用范围：不给出所见与鉴别诊断。"),
     "lim.saliency": ("Attention maps show where the model looked, not where disease is.",
