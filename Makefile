@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) bench/notes.py --data $(DATA)
 	$(PY) bench/bridge.py
 	$(PY) bench/demo_latency.py --data $(DATA)
+	$(PY) bench/backbones.py --data $(DATA)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
