@@ -21,7 +21,7 @@ import gradio as gr  # noqa: E402
 from demo import callbacks as cb  # noqa: E402
 from demo import quiz_ui, similar  # noqa: E402
 from demo.header_panel import HEADER_COLUMNS  # noqa: E402
-from demo.render import picture_file  # noqa: E402
+from demo.render import gallery_files, picture_file  # noqa: E402
 from demo.teaching import TeachingLibrary, load_library  # noqa: E402
 
 TITLE = "RadAssist — offline second read (research and teaching aid, not a medical device)"
@@ -163,7 +163,7 @@ def on_upload(files, request: gr.Request = None, progress=gr.Progress()):  # noq
     return (
         state,
         gr.Dropdown(choices=choices, value=first if first is not None else None),
-        cb.thumbnails(state),
+        gallery_files(cb.thumbnails(state)),
         cb.messages_markdown(state),
         waiting, [], None, gr.Dropdown(choices=[], value=None), "",
     )

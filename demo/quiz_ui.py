@@ -13,6 +13,7 @@ import gradio as gr
 
 from demo import callbacks as cb
 from demo import similar
+from demo.render import picture_file
 from demo.teaching import QuizScore, Tally, TeachingCase, TeachingLibrary, score_differential
 
 NO_LIBRARY = (
@@ -195,14 +196,18 @@ def build_teaching_tab(library: TeachingLibrary | None, library_dir: str) -> Non
         sim_md = gr.Markdown()
 
         # one event, so clearing the previous answer can never race the trainee's typing
-        next_btn.click(lambda q: (*next_question(q, library), "", "", "", ""), [quiz],
+        def _next(q):
+            q, montage, question = next_question(q, library)
+            return q, picture_file(montage), question, "", "", "", ""
+
+        next_btn.click(_next, [quiz],
                        [quiz, q_images, q_text, answer, score, reveal, note])
         submit.click(lambda q, a: submit_answer(q, library, a), [quiz, answer],
                      [quiz, reveal, score, tally]).then(
             _note_with_progress, [quiz, lib_dir], [note], concurrency_limit=1,
             concurrency_id="model")
         q_similar.click(
-            lambda q, d: similar.find_similar(_case_note_state(q.case_id, d), d)
+            lambda q, d: similar.on_find_similar(_case_note_state(q.case_id, d), d)
             if q.case_id else ([], "Press **Next case** first."),
             [quiz, lib_dir], [sim_gallery, sim_md], concurrency_limit=1,
             concurrency_id="model")
@@ -222,7 +227,7 @@ def build_teaching_tab(library: TeachingLibrary | None, library_dir: str) -> Non
                            elem_id="browse-case")
         with gr.Row():
             b_images = gr.Image(label="Images", type="numpy", interactive=False, height=300,
-                                buttons=["fullscreen"])
+                                buttons=["fullscreen"], elem_id="browse-images")
             b_text = gr.Markdown(elem_id="browse-case-text")
 
         def _search(r, m, t):
@@ -231,7 +236,8 @@ def build_teaching_tab(library: TeachingLibrary | None, library_dir: str) -> Non
 
         def _open(case_id):
             case = library.get(str(case_id)) if case_id else None
-            return (case_montage(case, 300, 6) if case else None), case_markdown(case)
+            return picture_file(case_montage(case, 300, 6) if case else None), \
+                case_markdown(case)
 
         def _select(evt: gr.SelectData, rows):
             row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index

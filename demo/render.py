@@ -178,6 +178,11 @@ def picture_file(img: np.ndarray | None) -> str | None:
     return path
 
 
+def gallery_files(items: list[tuple[np.ndarray, str]]) -> list[tuple[str, str]]:
+    """A gallery's (picture, caption) pairs with each picture as a `picture_file`."""
+    return [(picture_file(img), caption) for img, caption in items]
+
+
 PICTURE_MAX_AGE_S = 600  # Gradio copies a picture into its cache as soon as the handler returns
 _WRITES = [0]
 

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from demo.callbacks import ViewerState
+from demo.render import gallery_files, picture_file
 from demo.teaching import TeachingCase, load_library
 
 
@@ -72,7 +73,7 @@ def evidence_markdown(state: ViewerState, item_id: str | None, lang: str = "en")
 
 
 def on_ddx_item(state: ViewerState, item_id: str | None, lang: str, library_dir: str):
-    """Evidence text of the chosen item and the image of its most similar teaching case."""
+    """Evidence text of the chosen item and the picture file of its most similar teaching case."""
     md = evidence_markdown(state, item_id, lang)
     item = next((d for d in getattr(state.note, "differential", ()) or ()
                  if d.diagnosis_id == item_id), None)
@@ -85,7 +86,7 @@ def on_ddx_item(state: ViewerState, item_id: str | None, lang: str, library_dir:
             if case is not None:
                 md += f"\n\n**Beside the study — {case.case_id}:** {case.diagnosis}. " \
                       f"{case.findings[:400]}"
-    return md, image
+    return md, picture_file(image)
 
 
 def _case_library():
@@ -137,7 +138,9 @@ def find_similar(state: ViewerState, library_dir: str, k: int = 8) -> tuple[list
 
 
 def on_find_similar(state: ViewerState, library_dir: str):
-    return find_similar(state, library_dir)
+    """`find_similar` for a Gradio gallery: pictures as files (see `picture_file`)."""
+    gallery, md = find_similar(state, library_dir)
+    return gallery_files(gallery), md
 
 
 def image_paths(case: TeachingCase | None) -> list[Path]:

@@ -125,22 +125,23 @@ def _wait_text(page, selector: str, pattern: str, timeout: float = 60.0) -> str:
     raise AssertionError(f"{selector} never matched {pattern!r}; last text: {text[:400]!r}")
 
 
-def _image_src(page) -> str:
-    return page.get_attribute("#main-image img", "src") or ""
+def _image_src(page, component: str = "#main-image") -> str:
+    return page.get_attribute(f"{component} img", "src") or ""
 
 
-def _wait_image_loaded(page, other_than: str = "", timeout: float = 30.0) -> None:
-    """The main image shows a new picture, fully decoded by the browser."""
+def _wait_image_loaded(page, other_than: str = "", timeout: float = 30.0,
+                       component: str = "#main-image") -> None:
+    """The component shows a new picture, fully decoded by the browser."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        src = _image_src(page)
+        src = _image_src(page, component)
         if src and src != other_than and page.evaluate(
-            "() => { const i = document.querySelector('#main-image img');"
-            " return !!i && i.complete && i.naturalWidth > 0; }"
+            "(sel) => { const i = document.querySelector(sel + ' img');"
+            " return !!i && i.complete && i.naturalWidth > 0; }", component
         ):
             return
         time.sleep(0.2)
-    raise AssertionError("the main image never finished loading")
+    raise AssertionError(f"the picture in {component} never finished loading")
 
 
 def _upload(page, *paths: str) -> None:
@@ -277,6 +278,7 @@ def test_quiz_question_scored_and_library_browsed(page, server):
     page.get_by_role("tab", name="Teaching").click()
     page.click("#quiz-next")
     _wait_text(page, "#quiz-question", r"History")
+    _wait_image_loaded(page, component="#quiz-images")
     page.fill("#quiz-answer textarea", "pneumonia\nmeningioma\nlymphoma")
     page.click("#quiz-submit")
     _wait_text(page, "#quiz-reveal", r"Diagnosis:")
@@ -296,6 +298,7 @@ def test_quiz_question_scored_and_library_browsed(page, server):
     page.click("#browse-case input")
     page.get_by_role("option").first.click()
     _wait_text(page, "#browse-case-text", r"(?i)Diagnosis: .*glioblastoma")
+    _wait_image_loaded(page, component="#browse-images")
 
 
 def _non_loopback_address() -> str | None:

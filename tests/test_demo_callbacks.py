@@ -356,6 +356,12 @@ def test_find_similar_cases_from_a_text_library(data_dir, tmp_path, monkeypatch)
     ids = [line.split("**")[1] for line in text.splitlines()]
     assert len(ids) == 8 and all(library.get(i).split == "train" for i in ids)
     assert gallery and all(img.ndim == 3 for img, _ in gallery)
+    # what Gradio gets: the same pictures as lossless PNG files, captions unchanged
+    files, same_text = similar.on_find_similar(state, str(data_dir))
+    assert same_text == text and [c for _, c in files] == [c for _, c in gallery]
+    for (path, _), (img, _) in zip(files, gallery, strict=True):
+        assert path.endswith(".png")
+        assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), img)
 
 
 def test_cli_demo_rejects_a_bad_login(capsys):
