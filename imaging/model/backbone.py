@@ -39,8 +39,9 @@ def _lite0(pretrained: bool):
 class _Trunk(nn.Module):
     """Gray [0,1] (B,1,224,224) -> top feature map (B,1280,7,7); pooled taps kept aside."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, tap_blocks: tuple[int, ...] = TAP_BLOCKS) -> None:
         super().__init__()
+        self.tap_blocks = tap_blocks
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
         self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
@@ -55,7 +56,7 @@ class _Trunk(nn.Module):
         taps = []
         for idx, block in enumerate(self.blocks):
             x = block(x)  # drop-connect only acts in training mode
-            if idx in TAP_BLOCKS:
+            if idx in self.tap_blocks:
                 taps.append(x.mean(dim=(2, 3)))
                 taps.append(nn.functional.adaptive_avg_pool2d(x, GRID).flatten(1))
         self.last_taps = torch.cat(taps, dim=1)
