@@ -14,7 +14,7 @@ import logging
 import os
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,6 +30,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from pacs_bridge import dicomdir
 from pacs_bridge.archive import ArchiveLimits, ZipMember, is_zip, iter_zip
 from pacs_bridge.deid import Deidentifier, has_burned_in_annotation
 from pacs_bridge.errors import (
@@ -57,7 +58,6 @@ _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 # SOPClassUID, SOPInstanceUID, StudyInstanceUID, PixelData, FloatPixelData, DoubleFloatPixelData
 # (as tags: membership by int skips pydicom's keyword lookup, which is per-file overhead).
 _OBJECT_TAGS = (0x00080016, 0x00080018, 0x0020000D, 0x7FE00010, 0x7FE00008, 0x7FE00009)
-_DIRECTORY_RECORD_SEQUENCE = 0x00041220
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 # Groups a dataset without preamble or file meta plausibly starts with.
 _FIRST_GROUPS = {0x0000, 0x0002, 0x0004, 0x0008, 0x0010, 0x0018, 0x0020, 0x0028}
@@ -463,6 +463,9 @@ class _Run:
         self.image_modality = image_modality
         self.queue: deque[Path] = deque()
         self.seen: set[str] = set()
+        self.explicit: set[str] = set()  # files named on the command line (not found by a walk)
+        self.index_files: set[str] = set()  # directory files already read through a DICOMDIR
+        self.store = dicomdir.DiskStore()  # shared folder listings for File ID lookups
         self.deidentifier: Deidentifier | None = None
         if isinstance(deidentify, Deidentifier):
             self.deidentifier = deidentify
@@ -521,26 +524,31 @@ class _Run:
             self.rejections.append(Rejection(str(arg), "not_found", "no such file or folder"))
             return
         if path.is_dir():
-            hidden = 0
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if name.startswith("."):
-                        hidden += 1
-                        continue
-                    self.enqueue(Path(root) / name)
-            if hidden:
-                self.warnings.append(
-                    IngestWarning(
-                        "hidden_files_skipped", f"{hidden} hidden file(s) skipped", str(path)
-                    )
-                )
+            self.walk(path)
         else:
+            self.explicit.add(os.path.abspath(path))
             self.enqueue(path)
+
+    def walk(self, path: Path) -> None:
+        """Queue every file under a folder (sorted, hidden files skipped with one warning)."""
+        hidden = 0
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if name.startswith("."):
+                    hidden += 1
+                    continue
+                self.enqueue(Path(root) / name)
+        if hidden:
+            self.warnings.append(
+                IngestWarning("hidden_files_skipped", f"{hidden} hidden file(s) skipped", str(path))
+            )
 
     def read_path(self, path: Path) -> int:
         """Read one file from disk; returns how many extra work items it added (zip members)."""
         source = str(path)
+        if os.path.abspath(path) in self.index_files:
+            return 0  # a lower-level directory file, already read through its DICOMDIR
         try:
             with open(path, "rb") as fp:
                 head = fp.read(_HEAD)
@@ -552,8 +560,15 @@ class _Run:
                     self.add(_plain_instance(source, fp.read(), self.image_modality))
                     return 0
                 fp.seek(0)
-                ds, found = _read_dicom(source, fp, head)
-            if _is_dicomdir(ds):
+                try:
+                    ds, found = _read_dicom(source, fp, head)
+                except RadAssistError as exc:
+                    fp.seek(0)
+                    if not dicomdir.looks_like_dicomdir(path.name, fp.read(1024)):
+                        raise
+                    self.unusable_dicomdir(path, f"unreadable: {exc.message}")
+                    return 0
+            if dicomdir.is_dicomdir(ds):
                 self.follow_dicomdir(path, ds)
                 return 0
             self.add(_make_instance(source, ds, found))
@@ -579,31 +594,37 @@ class _Run:
                 self.warnings.append(item)
             else:
                 members.append(item)
-        names = {m.name for m in members}
+        indexes: dict[str, Dataset] = {}
         for member in members:
-            self.read_member(member, names)
+            self.read_member(member, indexes)
+        if indexes:  # every member is read anyway: the index only tells what is absent
+            contents = {m.name: m.data for m in members}
+            self.warnings.extend(dicomdir.check_archive(label, contents, indexes))
         return len(members)
 
-    def read_member(self, member: ZipMember, names: set[str]) -> None:
+    def read_member(self, member: ZipMember, indexes: dict[str, Dataset]) -> None:
+        """Read one zip member; directory files go into `indexes`, checked once at the end."""
         source = member.source
         try:
             head = member.data[:_HEAD]
             if is_plain_image(head):
                 self.add(_plain_instance(source, member.data, self.image_modality))
                 return
-            ds, found = _read_dicom(source, io.BytesIO(member.data), head)
-            if _is_dicomdir(ds):
-                base = member.name.rsplit("/", 1)[0] + "/" if "/" in member.name else ""
-                for parts in _dicomdir_file_ids(ds):
-                    ref = base + "/".join(parts)
-                    if ref not in names and ref.upper() not in {n.upper() for n in names}:
-                        self.rejections.append(
-                            Rejection(
-                                f"{source.rsplit('!', 1)[0]}!{ref}",
-                                "missing_file",
-                                "referenced by DICOMDIR but not in the archive",
-                            )
-                        )
+            try:
+                ds, found = _read_dicom(source, io.BytesIO(member.data), head)
+            except RadAssistError as exc:
+                if not dicomdir.looks_like_dicomdir(member.name, member.data[:1024]):
+                    raise
+                self.warnings.append(
+                    IngestWarning(
+                        "dicomdir_unreadable",
+                        f"directory file unreadable ({exc.message}); every member is read anyway",
+                        source,
+                    )
+                )
+                return
+            if dicomdir.is_dicomdir(ds):
+                indexes[member.name] = ds
                 return
             self.add(_make_instance(source, ds, found))
         except RadAssistError as exc:
@@ -618,55 +639,61 @@ class _Run:
             )
 
     def follow_dicomdir(self, path: Path, ds: Dataset) -> None:
-        """Queue every file a DICOMDIR references; missing ones become rejections."""
-        base = path.parent
-        for parts in _dicomdir_file_ids(ds):
-            target = _resolve_case_insensitive(base, parts)
-            if target is None:
-                self.rejections.append(
-                    Rejection(
-                        str(base.joinpath(*parts)),
-                        "missing_file",
-                        f"referenced by {path} but not found",
-                    )
-                )
-            else:
-                self.enqueue(target)
+        """Queue the files a DICOMDIR (and its lower-level directory files) reference.
 
-
-def _is_dicomdir(ds: Dataset) -> bool:
-    meta = getattr(ds, "file_meta", None)
-    sop = str(meta.get("MediaStorageSOPClassUID", "") if meta is not None else "")
-    return sop == MEDIA_STORAGE_DIRECTORY or _DIRECTORY_RECORD_SEQUENCE in ds
-
-
-def _dicomdir_file_ids(ds: Dataset) -> Iterator[tuple[str, ...]]:
-    for record in ds.get("DirectoryRecordSequence") or ():
-        file_id = record.get("ReferencedFileID")
-        if not file_id:
-            continue
-        parts = (file_id,) if isinstance(file_id, str) else tuple(str(p) for p in file_id)
-        parts = tuple(p for p in parts if p)
-        if not parts or any(p in ("..", ".") or "/" in p or "\\" in p for p in parts):
-            continue  # a DICOMDIR must not point outside its own folder
-        yield parts
-
-
-def _resolve_case_insensitive(base: Path, parts: tuple[str, ...]) -> Path | None:
-    """DICOMDIR file IDs are upper case; copied media often are not."""
-    exact = base.joinpath(*parts)
-    if exact.is_file():
-        return exact
-    current = base
-    for part in parts:
+        Missing references give one warning with a count. A DICOMDIR named on the command
+        line that leads to no file is replaced by a walk of its folder. A DICOMDIR met while
+        walking a folder only adds the warning: its files are in the walk already (`enqueue`
+        drops the second sighting), and its lower-level directory files are skipped.
+        """
+        explicit = os.path.abspath(path) in self.explicit
         try:
-            match = next((c for c in current.iterdir() if c.name.upper() == part.upper()), None)
-        except OSError:
-            return None
-        if match is None:
-            return None
-        current = match
-    return current if current.is_file() else None
+            index = dicomdir.load(path, ds, store=self.store)
+        except RadAssistError as exc:
+            self.unusable_dicomdir(path, exc.message)
+            return
+        except Exception as exc:  # malformed records surface only when accessed
+            self.unusable_dicomdir(path, f"records unreadable ({type(exc).__name__})")
+            return
+        self.index_files.update(os.path.abspath(p) for p in index.directory_files)
+        if not index.usable:
+            if explicit:
+                why = f"none of its {index.references} referenced files found"
+                self.unusable_dicomdir(path, why if index.references else "lists no files")
+            elif index.references:
+                self.warnings.append(index.missing_warning())
+            return
+        for target in index.files:
+            self.enqueue(Path(target))
+        warning = index.missing_warning()
+        if warning is not None:
+            self.warnings.append(warning)
+        for bad in index.unreadable:
+            self.warnings.append(
+                IngestWarning(
+                    "dicomdir_unreadable",
+                    f"lower-level directory file unreadable ({bad.reason}); "
+                    "read every file in its folder instead",
+                    str(bad.path),
+                )
+            )
+            self.walk(Path(bad.path).parent)
+
+    def unusable_dicomdir(self, path: Path, why: str) -> None:
+        """One warning; a DICOMDIR named on the command line is replaced by its folder."""
+        if os.path.abspath(path) in self.explicit:
+            self.warnings.append(
+                IngestWarning(
+                    "dicomdir_unusable",
+                    f"{path.name} unusable ({why}); read every file in its folder instead",
+                    str(path),
+                )
+            )
+            self.walk(path.parent)
+        else:  # met during a walk: its folder is being read already
+            self.warnings.append(
+                IngestWarning("dicomdir_unreadable", f"directory file ignored ({why})", str(path))
+            )
 
 
 # ---------------------------------------------------------------------------- public calls
@@ -740,7 +767,7 @@ def ingest_bytes(
             run.add(_plain_instance(source, bytes(data), image_modality))
         else:
             ds, found = _read_dicom(source, io.BytesIO(data), head)
-            if _is_dicomdir(ds):
+            if dicomdir.is_dicomdir(ds):
                 raise NotDicomError(
                     source,
                     "a DICOMDIR alone has no images; upload a zip of the whole media",
