@@ -63,6 +63,8 @@ class SeriesAnalysis:
     embedding: np.ndarray = field(default=None, repr=False, compare=False, hash=False)
     # display image of the key slice, uint8 HxW, windowed for the modality
     key_image: np.ndarray = field(default=None, repr=False, compare=False, hash=False)
+    description: str = ""  # SeriesDescription
+    n_volumes: int = 1  # a 4D series (diffusion, time series) is analysed on one volume
 
     def top(self, kind: str) -> Observation | None:
         """Most probable observation of one kind (e.g. the modality)."""
@@ -71,11 +73,25 @@ class SeriesAnalysis:
 
 
 @dataclass(frozen=True)
+class ListedSeries:
+    """A series that was not diagnosed, and why (a localizer, a dose screen, an SR...)."""
+
+    series_instance_uid: str
+    role: str  # "localizer" | "derived" | "non_image" | "unreadable"
+    modality: str
+    description: str
+    n_objects: int
+    reason: str  # English detail
+    reason_code: str  # stable, e.g. "image_type_localizer"
+
+
+@dataclass(frozen=True)
 class Analysis:
     study_instance_uid: str
-    series: tuple[SeriesAnalysis, ...]
+    series: tuple[SeriesAnalysis, ...]  # the diagnostic series' stacks, analysed
     model_version: str
     warnings: tuple[str, ...] = ()
+    listed: tuple[ListedSeries, ...] = ()  # every other series, with its role
 
 
 @dataclass(frozen=True)
@@ -109,3 +125,4 @@ class ImageStack:
     frame_numbers: tuple[int, ...] = ()  # 1-based frame within its instance, per slice
     # readable, each with a stable code prefix, e.g. "uneven_spacing: ..."
     warnings: tuple[str, ...] = ()
+    n_volumes: int = 1  # >1 for a 4D series (diffusion, time series, echoes): one is kept

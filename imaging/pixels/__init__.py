@@ -16,6 +16,8 @@ from .windows import (
     auto_window,
     default_window,
     header_windows,
+    reader_window,
+    saturates,
     to_display,
     window_presets,
 )
@@ -29,6 +31,8 @@ __all__ = [
     "default_window",
     "header_windows",
     "instance_frames",
+    "reader_window",
+    "saturates",
     "series_stacks",
     "to_display",
     "window_presets",

@@ -9,7 +9,12 @@ reported as a warning with a stable code prefix:
 
     skipped_instance, mixed_orientation, mixed_size, mixed_pixel_spacing,
     duplicate_positions, not_a_volume, uneven_spacing, missing_slices, gantry_tilt,
-    too_few_slices, missing_pixel_spacing
+    too_few_slices, missing_pixel_spacing, mosaic, four_d
+
+A series that visits every position several times (diffusion directions, fMRI time points,
+echoes) is one 4D series, not several: it becomes one stack, the representative volume
+(lowest b-value, else the first in acquisition order), with `n_volumes` saying how many
+there are and a `four_d` warning saying which one was kept.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pacs_bridge.errors import PixelDataError, RadAssistError
 
 from .frames import decode_frames
 from .luts import functional_item
+from .mosaic import MosaicLayout, mosaic_layout, tile_positions, unpack
 from .windows import window_presets
 
 ORIENTATION_TOLERANCE = 5e-3  # max abs difference of direction cosines within one stack
@@ -47,6 +53,8 @@ class _Slice:
     shape: tuple[int, ...]
     photometric: str
     distance: float = math.nan  # along the slice normal
+    b_value: float | None = None  # diffusion weighting, s/mm²
+    echo_time: float | None = None
 
 
 @dataclass
@@ -194,13 +202,16 @@ def _close_spacing(a: tuple[float, float] | None, b: tuple[float, float] | None)
     return abs(a[0] - b[0]) <= 1e-3 * max(a[0], 1.0) and abs(a[1] - b[1]) <= 1e-3 * max(a[1], 1.0)
 
 
-def _order_and_measure(group: _Group) -> list[tuple[list[_Slice], float, list[str]]]:
-    """Sort along the normal; split repeated positions; measure spacing and oddities."""
+def _order_and_measure(group: _Group) -> list[tuple[list[_Slice], float, list[str], int]]:
+    """Sort along the normal; fold repeated positions into 4D; measure spacing and oddities.
+
+    Returns (slices, slice spacing, warnings, number of volumes) per stack.
+    """
     slices = group.slices
     first = slices[0]
     if first.position is None or first.orientation is None or len(slices) == 1:
         thickness = math.nan
-        return [(slices, thickness, list(group.warnings))]
+        return [(slices, thickness, list(group.warnings), 1)]
     normal = np.cross(first.orientation[:3], first.orientation[3:])
     normal /= np.linalg.norm(normal)
     for s in slices:
@@ -218,6 +229,7 @@ def _order_and_measure(group: _Group) -> list[tuple[list[_Slice], float, list[st
                     f"not_a_volume: all {n} slices share one position "
                     f"{_fmt(first.position)}; they are repeats (time points, echoes), not a volume",
                 ],
+                1,
             )
         ]
     # bucket repeated positions
@@ -227,26 +239,21 @@ def _order_and_measure(group: _Group) -> list[tuple[list[_Slice], float, list[st
             buckets[-1].append(s)
         else:
             buckets.append([s])
-    results = []
     counts = {len(b) for b in buckets}
     warnings = list(group.warnings)
+    n_volumes = 1
     if counts != {1}:
         repeated = sum(len(b) - 1 for b in buckets)
         if len(counts) == 1:
-            k = counts.pop()
-            warnings.append(
-                f"duplicate_positions: each of {len(buckets)} positions occurs {k} times "
-                f"(echoes or time points?); split into {k} stacks"
-            )
-            subsets = [[b[j] for b in buckets] for j in range(k)]
+            n_volumes = counts.pop()
+            volume, note = _representative_volume(buckets, n_volumes)
+            warnings.append(note)
+            ordered = volume
         else:
             warnings.append(
                 f"duplicate_positions: {repeated} slices repeat a position already used; "
                 "kept in one stack in acquisition order"
             )
-            subsets = [ordered]
-    else:
-        subsets = [ordered]
     unique = np.array([b[0].distance for b in buckets])
     steps = np.diff(unique)
     median = float(np.median(steps))
@@ -279,9 +286,35 @@ def _order_and_measure(group: _Group) -> list[tuple[list[_Slice], float, list[st
             f"too_few_slices: only {len(buckets)} slice positions; a volume needs at least "
             f"{MIN_VOLUME_SLICES} (a localizer or an incomplete series?)"
         )
-    for subset in subsets:
-        results.append((subset, median, [*warnings, *own]))
-    return results
+    return [(ordered, median, [*warnings, *own], n_volumes)]
+
+
+def _representative_volume(buckets: list[list[_Slice]], k: int) -> tuple[list[_Slice], str]:
+    """The volume a reader would look at first, and the `four_d` note that says so.
+
+    Diffusion: the lowest b-value (b=0 is the anatomical one; a slice without a b-value in
+    a diffusion series is taken as b=0, as scanners often omit it there). Otherwise the
+    first volume in acquisition order (first time point, first echo).
+    """
+    b_values = {s.b_value for b in buckets for s in b}
+    echoes = {s.echo_time for b in buckets for s in b if s.echo_time is not None}
+    diffusion = any(v for v in b_values if v)
+    if diffusion:
+        for b in buckets:
+            b.sort(key=lambda s: s.b_value or 0.0)  # stable: acquisition order among equals
+        kind = "diffusion, b = " + ", ".join(
+            f"{v:g}" for v in sorted({v or 0.0 for v in b_values})) + " s/mm²"
+        chosen = f"the b = {buckets[0][0].b_value or 0.0:g} volume"
+    elif len(echoes) > 1:
+        kind = f"{len(echoes)} echoes"
+        chosen = "the first echo"
+    else:
+        kind = "time series"
+        chosen = "the first time point"
+    volume = [b[0] for b in buckets]
+    note = (f"four_d: {k} volumes of {len(buckets)} slices ({kind}); read as one series and "
+            f"analysed on {chosen}")
+    return volume, note
 
 
 def _instances(series: object) -> list[object]:
@@ -310,6 +343,7 @@ def series_stacks(series: object) -> tuple[ImageStack, ...]:
     windows: list[tuple[Window, ...]] = []
     notes: list[str] = []
     first_error: RadAssistError | None = None
+    layouts: list[MosaicLayout | None] = []
     for inst in _instances(series):
         try:
             frames = decode_frames(inst)
@@ -318,9 +352,16 @@ def series_stacks(series: object) -> tuple[ImageStack, ...]:
             notes.append(f"skipped_instance: {exc}")
             continue
         ds = getattr(inst, "dataset", inst)
+        array = frames.array
+        layout = mosaic_layout(ds, array.shape) if array.ndim == 3 else None
+        if layout is not None:
+            array = unpack(array[0], layout)
+            notes.append(f"mosaic: each image holds {len(array)} slices in a {layout.grid}x"
+                         f"{layout.grid} grid (Siemens MOSAIC); unpacked into slices")
         datasets.append(ds)
         sops.append(str(getattr(inst, "sop_instance_uid", "") or ds.get("SOPInstanceUID", "")))
-        arrays.append(frames.array)
+        arrays.append(array)
+        layouts.append(layout)
         windows.append(frames.windows)
         notes.extend(frames.notes)
     if not arrays:
@@ -333,30 +374,71 @@ def series_stacks(series: object) -> tuple[ImageStack, ...]:
     slices: list[_Slice] = []
     for idx, (ds, array) in enumerate(zip(datasets, arrays, strict=True)):
         shape, photometric = tuple(array.shape[1:]), "RGB" if array.ndim == 4 else "MONOCHROME2"
-        for f, (iop, ipp, spacing) in enumerate(frame_geometry(ds, array.shape[0])):
-            slices.append(_Slice(idx, f, sops[idx], iop, ipp, spacing, shape, photometric))
+        b_value, echo = _b_value(ds), _float(ds.get("EchoTime"))
+        for f, (iop, ipp, spacing) in enumerate(_geometry(ds, array.shape[0], layouts[idx])):
+            slices.append(_Slice(idx, f, sops[idx], iop, ipp, spacing, shape, photometric,
+                                 b_value=b_value, echo_time=echo))
     plan = [
         part
         for group in _split_by_orientation_and_size(slices)
         for part in _order_and_measure(group)
     ]
-    uses = Counter(s.instance for ordered, _, _ in plan for s in ordered)
+    uses = Counter(s.instance for ordered, _, _, _ in plan for s in ordered)
     notes = list(dict.fromkeys(notes))
     stacks = []
-    for ordered, slice_spacing, warnings in plan:
+    for ordered, slice_spacing, warnings, n_volumes in plan:
         array = _gather(ordered, arrays, uses)
         stacks.append(
             _build(
                 series_uid,
                 modality or str(datasets[ordered[0].instance].get("Modality", "")),
                 array,
-                windows[ordered[0].instance],
+                windows[ordered[len(ordered) // 2].instance],  # a central slice's own
                 ordered,
                 slice_spacing,
                 [*notes, *warnings],
+                n_volumes,
             )
         )
     return tuple(stacks)
+
+
+def _geometry(ds: Dataset, n: int, layout: MosaicLayout | None):
+    """Per-slice geometry; a mosaic's tiles are placed along its slice normal."""
+    if layout is None:
+        return frame_geometry(ds, n)
+    ((iop, ipp, spacing),) = frame_geometry(ds, 1)
+    return [(iop, pos, spacing) for pos in tile_positions(ds, layout, n, iop, ipp, spacing)]
+
+
+def _float(value: object) -> float | None:
+    try:
+        out = float(value[0] if isinstance(value, list | tuple) else value)  # type: ignore[index]
+    except (TypeError, ValueError, IndexError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+# Diffusion b-value: the standard attribute, then GE's and Siemens' private ones
+_PRIVATE_B_VALUES = ((0x0043, "GEMS_PARM_01", 0x39), (0x0019, "SIEMENS MR HEADER", 0x0C))
+
+
+def _b_value(ds: Dataset) -> float | None:
+    value = _float(ds.get("DiffusionBValue"))
+    if value is not None:
+        return value
+    for group, creator, offset in _PRIVATE_B_VALUES:
+        try:
+            raw = ds.private_block(group, creator)[offset].value
+        except (KeyError, ValueError):
+            continue
+        if isinstance(raw, bytes):
+            raw = raw.decode("ascii", "replace").split("\\")
+        value = _float(raw)
+        if value is not None:
+            # GE stores b + 10^9 × (a flag) in the first value
+            return value % 1e9 if group == 0x0043 else value
+    return None
 
 
 def _gather(ordered: list[_Slice], arrays: list, uses: Counter) -> np.ndarray:
@@ -386,6 +468,7 @@ def _build(
     ordered: list[_Slice],
     slice_spacing: float,
     warnings: list[str],
+    n_volumes: int = 1,
 ) -> ImageStack:
     first = ordered[0]
     if first.pixel_spacing is None:
@@ -411,6 +494,7 @@ def _build(
         sop_instance_uids=tuple(s.sop_uid for s in ordered),
         frame_numbers=tuple(s.frame + 1 for s in ordered),
         warnings=tuple(dict.fromkeys(warnings)),
+        n_volumes=n_volumes,
     )
 
 

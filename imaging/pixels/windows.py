@@ -103,6 +103,37 @@ def window_presets(
     return tuple(out)
 
 
+# A header window that turns this share of the image white cannot be what a reader saw:
+# scanners write per-slice auto-windows, and an edge slice's (e.g. W 22 / C 11 on a 3D T1)
+# saturates every other slice. Well-windowed CT and MR leave well under 10 % white.
+SATURATED_SHARE = 0.30
+
+
+def saturates(gray: np.ndarray, window: Window) -> bool:
+    """True when `window` turns the image (nearly) all white, or shows nothing of a non-flat one."""
+    flat = np.asarray(gray, dtype=np.float32).reshape(-1)
+    if flat.size > _MAX_SAMPLES:
+        flat = flat[:: flat.size // _MAX_SAMPLES + 1]
+    flat = flat[np.isfinite(flat)]
+    if flat.size == 0 or float(flat.max() - flat.min()) <= 0:
+        return False
+    lo, hi = window.center - window.width / 2.0, window.center + window.width / 2.0
+    white = float(np.mean(flat >= hi))
+    return white >= SATURATED_SHARE or float(np.mean(flat <= lo)) >= 1.0
+
+
+def reader_window(gray: np.ndarray, windows: Sequence[Window]) -> tuple[Window | None, bool]:
+    """The window a reader would look at this image with, and whether the header's was refused.
+
+    The first header window (or preset), unless it saturates this image; then the robust
+    percentile window. Colour images get (None, False).
+    """
+    chosen = default_window(windows, gray)
+    if chosen is None or not chosen.name.startswith("header") or not saturates(gray, chosen):
+        return chosen, False
+    return auto_window(gray), True
+
+
 def default_window(windows: Sequence[Window], array: np.ndarray | None = None) -> Window | None:
     """What a viewer shows first: the first header window, else a preset, else auto.
 
