@@ -1,11 +1,16 @@
-"""`analyze(study, context) -> Analysis`: every image series through the model.
+"""`analyze(study, context) -> Analysis`: every diagnostic series through the model.
 
-Per stack: choose at most 24 evenly spaced slices, window them as a reader would, run the
-network once on the batch, aggregate slice probabilities to the series (mean for modality,
-region and plane; max for findings, naming the slices that drive them), and check quality
-before saying anything clinical: an unsupported header modality, a blank image, a colour
-photograph or an embedding far from every training image is flagged out of distribution
-and gets no region, plane or finding statements.
+Before any model runs, each series gets a role from its header (`pacs_bridge.series_role`):
+localizers, exam-summary and dose screens and non-image objects are listed with the reason
+and never diagnosed. Per diagnostic stack: skip empty edge slices, choose at most 24 evenly
+spaced slices, window them as a reader would (the header window unless it saturates the
+image), run the network once on the batch, aggregate slice probabilities to the series
+(mean for modality, region and plane; max for findings, naming the slices that drive
+them), and combine them with what the header already says (modality, BodyPartExamined,
+the plane of ImageOrientationPatient). Quality comes before anything clinical: an
+unsupported modality, a blank image, a colour photograph, a test object (phantom) or an
+embedding far from every training image is out of distribution and gets no region, plane
+or finding statements.
 
 The clinical context never changes the pixels' analysis; it is accepted for the composer.
 """
@@ -20,15 +25,25 @@ import torch
 
 from imaging.datasets import FINDINGS, MODALITIES, PLANES, REGIONS
 from imaging.model.preprocess import to_input, window
+from imaging.phantom import phantom_reason
+from imaging.series_header import (
+    OBLIQUE_LIMIT,
+    SeriesHeader,
+    plane_of,
+    series_header,
+    with_prior,
+)
 from imaging.types import (
     Analysis,
     ClinicalContext,
     ImageStack,
+    ListedSeries,
     Observation,
     Saliency,
     SeriesAnalysis,
 )
 from pacs_bridge.errors import RadAssistError
+from pacs_bridge.series_role import Role, series_role
 
 MAX_SLICES = 24
 SUPPORTED_MODALITIES = ("CT", "MR", "CR", "DX", "OT", "SC")
@@ -38,6 +53,12 @@ OOD_QUALITY = 0.01  # below the 1st percentile of validation images' typicality
 FINDING_REPORT_THRESHOLD = 0.5  # saliency is computed for findings at or above this
 BLANK_STD = 0.01  # windowed [0,1] standard deviation of an empty image
 COLOUR_CHROMA = 0.04  # mean |R-G|+|G-B| (0-1 scale) of a photograph, not a grey image
+# A slice is empty (edge of a volume, outside the body) when its share of pixels above the
+# stack's background is below this fraction of the fullest slice's share.
+EMPTY_SLICE_SHARE = 0.25
+BODY_PART_RATIO = 9.0  # likelihood ratio of a BodyPartExamined that maps to a region
+PLANE_RATIO = 50.0  # of the plane ImageOrientationPatient states (clear, not oblique)
+OBLIQUE_PLANE_RATIO = 3.0  # of the nearest plane of a strongly oblique orientation
 
 REGION_LABEL = {
     "head": "Head", "spine_muscles": "Spine and muscles", "thorax": "Thorax",
@@ -48,32 +69,41 @@ MODALITY_LABEL = {"CT": "Computed tomography", "MR": "Magnetic resonance", "XR":
 
 
 def analyze(study, context: ClinicalContext | None = None) -> Analysis:
-    """Analyse every image series of a `pacs_bridge.study.Study`."""
+    """Analyse every diagnostic series of a `pacs_bridge.study.Study`; list the others."""
     from imaging.model import get_model
 
     model = get_model()
     results: list[SeriesAnalysis] = []
+    listed: list[ListedSeries] = []
     warnings: list[str] = []
     for series in study.series:
         uid = series.series_instance_uid
-        if not series.is_image:
-            warnings.append(f"non_image_series: {uid} ({series.modality or '?'}) skipped")
+        role = series_role(series)
+        n_objects = len(series.instances)
+        if role.role is not Role.DIAGNOSTIC:
+            listed.append(ListedSeries(uid, role.role.value, series.modality or "",
+                                       series.description, n_objects, role.reason, role.code))
             continue
         try:
             stacks = _series_stacks(series)
         except RadAssistError as exc:
-            warnings.append(f"unreadable_series: {uid}: {exc}")
+            listed.append(ListedSeries(uid, "unreadable", series.modality or "",
+                                       series.description, n_objects, str(exc), "unreadable"))
             continue
         if not stacks:
-            warnings.append(f"no_pixels: {uid}: no decodable image")
+            listed.append(ListedSeries(uid, "unreadable", series.modality or "",
+                                       series.description, n_objects, "no decodable image",
+                                       "no_pixels"))
             continue
+        header = series_header(series)
         for stack in stacks:
             try:
-                results.append(analyze_stack(model, stack))
+                results.append(analyze_stack(model, stack, header))
             except RadAssistError as exc:
                 warnings.append(f"stack_failed: {uid}: {exc}")
     return Analysis(study_instance_uid=str(study.study_instance_uid), series=tuple(results),
-                    model_version=model.version, warnings=tuple(warnings))
+                    model_version=model.version, warnings=tuple(warnings),
+                    listed=tuple(listed))
 
 
 def _series_stacks(series) -> tuple[ImageStack, ...]:
@@ -93,52 +123,84 @@ def _gray_and_chroma(image: np.ndarray) -> tuple[np.ndarray, float]:
     return image.astype(np.float32), 0.0
 
 
-def _window_for(stack: ImageStack, gray: np.ndarray):
-    from imaging.pixels import default_window
+def _to_unit(gray: np.ndarray, stack: ImageStack) -> tuple[np.ndarray, bool]:
+    """Windowed to [0, 1] as a reader would see it; True when the header window was refused."""
+    from imaging.pixels import auto_window, reader_window
 
-    if stack.photometric == "RGB":
-        return None
-    return default_window(stack.windows, gray)
-
-
-def _to_unit(gray: np.ndarray, win) -> np.ndarray:
-    if win is not None and win.width > 0:
-        return window(gray, win.center, win.width)
-    lo, hi = np.nanpercentile(gray, [0.5, 99.5]) if gray.size else (0.0, 0.0)
-    if not np.isfinite(hi - lo) or hi - lo < 1e-6:
-        return np.zeros_like(gray, dtype=np.float32)
-    return window(gray, (lo + hi) / 2.0, hi - lo)
+    win, refused = (None, False) if stack.photometric == "RGB" else reader_window(
+        gray, stack.windows)
+    if win is None:
+        win = auto_window(gray)
+    if win is None or not win.width > 0 or not np.isfinite(win.width):
+        return np.zeros_like(gray, dtype=np.float32), refused
+    return window(gray, win.center, win.width), refused
 
 
 def _display(gray01: np.ndarray) -> np.ndarray:
     return np.round(np.clip(gray01, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def select_slices(n: int, limit: int = MAX_SLICES) -> np.ndarray:
-    """Evenly spaced slice indices (all of them for short stacks)."""
-    if n <= limit:
+def select_slices(n: int, limit: int = MAX_SLICES, keep: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """Evenly spaced slice indices (all of them for short stacks), within `keep` if given."""
+    candidates = np.arange(n) if keep is None or not len(keep) else np.asarray(keep)
+    if len(candidates) <= limit:
+        return candidates
+    picks = np.linspace(0, len(candidates) - 1, limit).round().astype(int)
+    return candidates[np.unique(picks)]
+
+
+def content_slices(arr: np.ndarray) -> np.ndarray:
+    """Indices of the slices that hold something: empty edge slices of a volume are dropped.
+
+    Content is the share of a slice's pixels above the stack's background level (10 % of
+    the way from its 1st to its 99th percentile); slices with less than EMPTY_SLICE_SHARE
+    of the fullest slice's share are empty. Stacks of one or two slices keep them all.
+    """
+    n = int(arr.shape[0])
+    if n <= 2 or arr.ndim != 3:
         return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, limit).round().astype(int))
+    step = max(1, int(np.prod(arr.shape[1:])) // 20_000)
+    sample = arr.reshape(n, -1)[:, ::step].astype(np.float32)
+    finite = sample[np.isfinite(sample)]
+    if finite.size == 0:
+        return np.arange(n)
+    lo, hi = np.percentile(finite, [1.0, 99.0])
+    if hi <= lo:
+        return np.arange(n)
+    share = np.mean(np.nan_to_num(sample, nan=lo) > lo + 0.1 * (hi - lo), axis=1)
+    keep = np.flatnonzero(share >= EMPTY_SLICE_SHARE * float(share.max()))
+    return np.arange(keep[0], keep[-1] + 1) if len(keep) else np.arange(n)
 
 
-def analyze_stack(model, stack: ImageStack) -> SeriesAnalysis:
+def analyze_stack(model, stack: ImageStack, context: SeriesHeader | None = None
+                  ) -> SeriesAnalysis:
+    context = context or SeriesHeader()
     header = (stack.modality or "").upper()
     arr = np.asarray(stack.array)
     if arr.ndim in (2,) or (arr.ndim == 3 and arr.shape[-1] == 3 and stack.photometric == "RGB"):
         arr = arr[None]
     n_images = int(arr.shape[0])
-    idx = select_slices(n_images)
+    keep = content_slices(arr) if stack.photometric != "RGB" else np.arange(n_images)
+    idx = select_slices(n_images, keep=keep)
     warnings: list[str] = list(stack.warnings)
-    if len(idx) < n_images:
-        warnings.append(f"subsampled: {len(idx)} of {n_images} slices analysed")
+    if len(keep) < n_images:
+        warnings.append(f"empty_slices: {n_images - len(keep)} empty edge slice(s) of "
+                        f"{n_images} skipped")
+    if len(idx) < len(keep):
+        warnings.append(f"subsampled: {len(idx)} of {len(keep)} slices analysed")
 
-    units, chromas, stds = [], [], []
+    units, chromas, stds, refused = [], [], [], 0
     for i in idx:
         gray, chroma = _gray_and_chroma(arr[i])
-        unit = _to_unit(gray, _window_for(stack, gray))
+        unit, saturated = _to_unit(gray, stack)
+        refused += saturated
         units.append(unit)
         chromas.append(chroma)
         stds.append(float(np.std(unit)))
+    if refused:
+        warnings.append(f"header_window_saturates: the header window turns {refused} of "
+                        f"{len(idx)} analysed slices white; the 0.5-99.5 % window was used")
     batch = torch.stack([to_input(u) for u in units])
     pred = model.predict(batch)
 
@@ -152,6 +214,11 @@ def analyze_stack(model, stack: ImageStack) -> SeriesAnalysis:
         reasons.append("colour photograph, not a radiological image")
     slice_quality = np.array([model.quality(e) for e in pred.embedding])
     quality = 0.0 if reasons else float(np.median(slice_quality))
+    if not reasons:
+        phantom = phantom_reason(pred.embedding, model)
+        if phantom:
+            reasons.append(phantom)
+            quality = 0.0
     if not reasons and quality < OOD_QUALITY:
         reasons.append(f"image unlike the training data (typicality {quality:.3f})")
     ood = bool(reasons)
@@ -181,6 +248,8 @@ def analyze_stack(model, stack: ImageStack) -> SeriesAnalysis:
             region_p[:, REGIONS.index("chest_radiograph")] = 0.0
             region_p /= np.maximum(region_p.sum(axis=1, keepdims=True), 1e-12)
         series_region = region_p.mean(axis=0)
+        if not is_radiograph:
+            series_region = with_prior(series_region, REGIONS, context.region, BODY_PART_RATIO)
         for k in np.argsort(-series_region, kind="stable")[:3]:
             observations.append(Observation(
                 f"region:{REGIONS[k]}", "region", REGION_LABEL[REGIONS[k]],
@@ -189,6 +258,13 @@ def analyze_stack(model, stack: ImageStack) -> SeriesAnalysis:
         key_pos = int(np.argmax(region_p[:, top_region]))
         if not is_radiograph:
             plane_p = pred.plane.mean(axis=0)
+            stated, clarity = plane_of(stack.orientation)
+            ratio = PLANE_RATIO if clarity >= OBLIQUE_LIMIT else OBLIQUE_PLANE_RATIO
+            plane_p = with_prior(plane_p, PLANES, stated, ratio)
+            if stated is not None and PLANES[int(np.argmax(pred.plane.mean(axis=0)))] != stated:
+                warnings.append(f"plane_mismatch: ImageOrientationPatient says {stated}, the "
+                                f"image alone looks "
+                                f"{PLANES[int(np.argmax(pred.plane.mean(axis=0)))]}")
             for k in np.argsort(-plane_p, kind="stable"):
                 observations.append(Observation(
                     f"plane:{PLANES[k]}", "plane", PLANES[k].capitalize(),
@@ -219,6 +295,8 @@ def analyze_stack(model, stack: ImageStack) -> SeriesAnalysis:
         series_instance_uid=stack.series_instance_uid,
         header_modality=header,
         n_images=n_images,
+        description=context.description,
+        n_volumes=stack.n_volumes,
         key_slice=int(idx[key_pos]),
         observations=tuple(observations),
         quality_score=round(quality, 6),

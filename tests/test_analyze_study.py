@@ -108,7 +108,8 @@ def test_non_image_series_skipped_with_warning(model, tmp_path):
     assert studies
     a = imaging.analyze(studies[0])
     assert a.series == ()
-    assert any(w.startswith("non_image_series") for w in a.warnings)
+    (listed,) = a.listed
+    assert listed.role == "non_image" and "structured_report" in listed.reason
 
 
 def test_long_stack_is_subsampled_with_driving_slices(model):
