@@ -92,10 +92,34 @@ def test_history_raises_pneumonia(res):
     assert ids(plain).index("pneumonia") > 0
 
 
+NEUTRAL = "referred for imaging"  # a clinical question that names no diagnosis
+
+
+def test_cross_sectional_without_question_offers_no_differential(res):
+    for analysis in (mr_head_analysis(), pelvis_ct_analysis()):
+        note = compose(analysis, ClinicalContext(age=70, sex="M"), resources=res)
+        assert note.differential == () and note.follow_up == ()
+        ddx = next(s for s in note.sections if s.key == "differential")
+        assert "detects no abnormalities on CT or MR" in ddx.lines[0].en
+        assert "--history" in ddx.lines[1].en and "临床问题" in ddx.lines[1].zh
+        asked = compose(analysis, ClinicalContext(age=70, sex="M", history=NEUTRAL),
+                        resources=res)
+        assert len(asked.differential) >= 3
+
+
+def test_radiograph_below_every_threshold_says_so_with_probabilities(res):
+    note = compose(chest_radiograph_analysis(pneumonia=0.35), ClinicalContext(), resources=res)
+    assert note.differential == ()
+    line = next(s for s in note.sections if s.key == "differential").lines[0].en
+    assert "no finding among those the model detects" in line and "0.35" in line
+    assert compose(chest_radiograph_analysis(pneumonia=0.8), ClinicalContext(),
+                   resources=res).differential
+
+
 def test_age_outside_range_lowers(res):
-    analysis = mr_head_analysis()
-    old = compose(analysis, ClinicalContext(age=70), resources=res)
-    child = compose(analysis, ClinicalContext(age=8), resources=res)
+    analysis = mr_head_analysis()  # a question is needed for any list on MR (see below)
+    old = compose(analysis, ClinicalContext(age=70, history=NEUTRAL), resources=res)
+    child = compose(analysis, ClinicalContext(age=8, history=NEUTRAL), resources=res)
     assert ids(child).index("glioblastoma") > ids(old).index("glioblastoma")
     stroke_child = next(d for d in child.differential if d.diagnosis_id == "acute_ischemic_stroke")
     assert any("outside typical range" in a.en for a in stroke_child.against)
@@ -103,8 +127,8 @@ def test_age_outside_range_lowers(res):
 
 def test_sex_excludes_sex_specific_diagnoses(res):
     analysis = pelvis_ct_analysis()
-    male = compose(analysis, ClinicalContext(sex="M"), resources=res)
-    female = compose(analysis, ClinicalContext(sex="F"), resources=res)
+    male = compose(analysis, ClinicalContext(sex="M", history=NEUTRAL), resources=res)
+    female = compose(analysis, ClinicalContext(sex="F", history=NEUTRAL), resources=res)
     assert set(ids(male)[:2]) == {"bph", "bladder_diverticulum"}
     assert set(ids(female)[:2]) == {"ovarian_cyst", "bladder_diverticulum"}
     cyst = next(d for d in male.differential if d.diagnosis_id == "ovarian_cyst")

@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 from ..notes.note import Note
 from ..notes.render import to_json
 from ..types import Analysis, SeriesAnalysis
+from .sr import caveats
 from .uids import (
     AI_DRAFT,
     ALGORITHM_NAME,
@@ -84,10 +85,14 @@ def overlay_rgb(series: SeriesAnalysis, note: Note) -> np.ndarray:
     draw.rectangle([0, 0, out.width, banner], fill=(0, 0, 0))
     draw.text((size // 3, size // 4), AI_DRAFT, fill=(255, 255, 0), font=font)
     if note.differential:
-        draw.rectangle([0, out.height - banner, out.width, out.height], fill=(0, 0, 0))
-        top = note.differential[0]
-        draw.text((size // 3, out.height - banner + size // 4),
-                  f"1. {top.names.en} ({top.likelihood:.2f})", fill=(255, 255, 255), font=font)
+        bottom = f"1. {note.differential[0].names.en} ({note.differential[0].likelihood:.2f})"
+    elif note.out_of_distribution:
+        bottom = "Out of distribution: not diagnosed"
+    else:
+        bottom = "No differential offered (see the SR)"
+    draw.rectangle([0, out.height - banner, out.width, out.height], fill=(0, 0, 0))
+    draw.text((size // 3, out.height - banner + size // 4), bottom, fill=(255, 255, 255),
+              font=font)
     return np.asarray(out)
 
 
@@ -114,7 +119,8 @@ def build_sc(note: Note, analysis: Analysis, reference: Dataset | None = None, *
     else:
         sc = SCImage(study_instance_uid=study_uid, **common)
     sc.SeriesDescription = f"{ALGORITHM_NAME} AI draft key image"
-    sc.ImageComments = AI_DRAFT
+    # Image Comments is LT (10240 chars): the draft label first, then the caveats
+    sc.ImageComments = "\n".join([AI_DRAFT, *caveats(note)])[:10240]
     sc.SpecificCharacterSet = "ISO_IR 192"
     sc.BurnedInAnnotation = "YES"
     return sc

@@ -106,6 +106,9 @@ def build_sr(
                                imaging_measurements=groups or None)
     root = report[0]
     texts = [AI_DRAFT, AI_DRAFT_ZH]
+    if note.summary is not None:
+        texts.append(f"Study: {note.summary.en}")
+    texts.extend(caveats(note))
     for rank, item in enumerate(note.differential, start=1):
         texts.append(f"{DDX_NAME} {rank}: {item.names.en} (relative likelihood "
                      f"{item.likelihood:.2f}; knowledge entry {item.diagnosis_id})")
@@ -116,6 +119,10 @@ def build_sr(
         texts.append(f"Considered, not applicable - {c.rule_id}: {c.reason.en}")
     if note.out_of_distribution:
         texts.append("Out-of-distribution input: no differential is offered.")
+    elif not note.differential:
+        ddx = next((sec for sec in note.sections if sec.key == "differential"), None)
+        if ddx is not None and ddx.lines:
+            texts.append(ddx.lines[0].en)
     for text in texts:
         root.ContentSequence.append(TextContentItem(
             name=codes.DCM.Comment, value=text, relationship_type="CONTAINS"))
@@ -132,4 +139,28 @@ def build_sr(
     return sr
 
 
-__all__ = ["build_sr", "hd"]
+# Warning codes a reader of the PACS copy must see: the note's own caveats, not its detail.
+CAVEAT_CODES = ("out_of_distribution", "modality_mismatch", "plane_mismatch",
+                "header_window_saturates", "four_d")
+
+
+def caveats(note: Note) -> list[str]:
+    """One "Caveat: ..." line per series warning a PACS reader must see, and per atypical
+    or unreadable series, in English (the SR's text is English; the Chinese note is in the
+    viewer and the JSON)."""
+    out = []
+    for index, item in enumerate(note.series, start=1):
+        if item.role != "diagnostic":
+            out.append(f"Caveat: series {index} ({item.description or item.modality}) is a "
+                       f"{item.role.replace('_', '-')} series, not diagnosed: {item.reason}")
+            continue
+        for w in item.warnings:
+            if w.split(":", 1)[0] in CAVEAT_CODES:
+                out.append(f"Caveat: series {index}: {w}")
+    for line in next((sec.lines for sec in note.sections if sec.key == "analysed"), ()):
+        if "less typical of the training images" in line.en:
+            out.append(f"Caveat: {line.en}")
+    return out
+
+
+__all__ = ["build_sr", "caveats", "hd"]

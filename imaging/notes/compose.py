@@ -31,7 +31,8 @@ from .note import (
     SimilarCase,
     Text,
 )
-from .strings import DISCLAIMER, observation_label, t, tt
+from .series_text import ROLE_KEYS, series_items, study_summary, warning_text
+from .strings import DISCLAIMER, STRINGS, observation_label, t, tt
 
 LIKELY, POSSIBLE = 0.70, 0.30
 MIN_ITEMS, MAX_ITEMS = 3, 5
@@ -42,6 +43,7 @@ SIMILAR_CASES_K = 5
 # 128-pixel CT_small slice, quality 0.05, whose differential is a run of pneumonias).
 ATYPICAL_QUALITY = 0.10
 _SHOWN_KINDS = ("modality", "region", "plane")
+FINDING_THRESHOLD = 0.5  # a radiograph finding at or above this is image evidence
 
 
 def band(probability: float) -> str:
@@ -205,9 +207,10 @@ def compose(
     view = res.view
     knowledge_version = view.knowledge_hash
 
-    # 1. what was analysed
-    analysed: list[Text] = [t("analysed.study", uid=analysis.study_instance_uid,
-                              model=analysis.model_version, knowledge=knowledge_version)]
+    # 1. what was analysed: the study in one line, then series by series
+    summary = study_summary(analysis)
+    analysed: list[Text] = [summary, t("analysed.study", uid=analysis.study_instance_uid,
+                                       model=analysis.model_version, knowledge=knowledge_version)]
     if not analysis.series:
         analysed.append(t("analysed.no_series"))
     for index, s in enumerate(analysis.series, start=1):
@@ -224,10 +227,19 @@ def compose(
         elif s.quality_score < ATYPICAL_QUALITY:
             analysed.append(t("analysed.atypical", index=index, quality=s.quality_score,
                               share=round(100 * (1 - s.quality_score))))
+        if s.n_volumes > 1:
+            analysed.append(t("analysed.four_d", index=index, n=s.n_volumes))
         for w in s.warnings:
-            analysed.append(t("analysed.warning", text=w))
+            analysed.append(tt("analysed.warning", text=warning_text(w)))
+    for index, listed in enumerate(analysis.listed, start=len(analysis.series) + 1):
+        reason_key = f"reason.{listed.reason_code}"
+        reason = t(reason_key) if reason_key in STRINGS else Text(listed.reason, listed.reason)
+        analysed.append(tt("analysed.listed", index=index,
+                           description=listed.description or listed.modality or "?",
+                           role=t(ROLE_KEYS.get(listed.role, "role.unreadable")),
+                           reason=reason))
     for w in analysis.warnings:
-        analysed.append(t("analysed.warning", text=w))
+        analysed.append(tt("analysed.warning", text=warning_text(w)))
     analysed.append(_context_line(context))
 
     usable = [s for s in analysis.series if not s.out_of_distribution]
@@ -256,8 +268,11 @@ def compose(
     ranked: list[ddx_rank.Scored] = []
     ddx_lines: list[Text] = []
     ddx_levels: list[int] = []
+    without_evidence = None if ood else _no_evidence_reason(usable, context)
     if ood:
         ddx_lines.append(t("ddx.none_ood"))
+    elif without_evidence is not None:
+        ddx_lines.extend([without_evidence, t("ddx.ask_history")])
     elif not view.entries:
         ddx_lines.append(t("ddx.none_kb"))
     else:
@@ -340,7 +355,34 @@ def compose(
         knowledge_version=knowledge_version, out_of_distribution=ood, sections=sections,
         observations=tuple(observations), differential=tuple(differential),
         follow_up=follow_up, considered_rules=considered, disclaimer=DISCLAIMER,
-        title=t("title"))
+        title=t("title"), series=series_items(analysis), summary=summary)
+
+
+def _no_evidence_reason(usable: list[SeriesAnalysis], context: ClinicalContext) -> Text | None:
+    """Why the image alone cannot support a differential, or None when something can.
+
+    A header that disagrees with the image about the modality flags the study: nothing is
+    ranked on it. Otherwise evidence is a clinical question, or a radiograph finding at or
+    above its reporting threshold. CT and MR have no abnormality heads: the model reads only
+    their modality, region and plane, which name no disease, so without a question no list
+    is offered.
+    """
+    if any(w.startswith("modality_mismatch") for s in usable for w in s.warnings):
+        return t("ddx.none_mismatch")
+    if context.history.strip():
+        return None
+    findings = [o for s in usable for o in s.observations if o.kind == "finding"]
+    if any(o.probability >= FINDING_THRESHOLD for o in findings):
+        return None
+    if findings:
+        best: dict[str, float] = {}
+        for o in findings:
+            best[o.code] = max(best.get(o.code, 0.0), o.probability)
+        items = [tt("ddx.finding_p", label=observation_label(code, code.split(":")[-1]),
+                    probability=p) for code, p in sorted(best.items(), key=lambda kv: -kv[1])]
+        return tt("ddx.none_no_finding", threshold=FINDING_THRESHOLD,
+                  items=Text(", ".join(i.en for i in items), "，".join(i.zh for i in items)))
+    return t("ddx.none_cross_sectional")
 
 
 def rank_for(analysis: Analysis, context: ClinicalContext, res: Resources) -> list[ddx_rank.Scored]:

@@ -81,6 +81,23 @@ class ConsideredRule:
 
 
 @dataclass(frozen=True)
+class SeriesItem:
+    """One series as a scoring tool reads it (`series` in the JSON note)."""
+
+    series_instance_uid: str
+    role: str  # "diagnostic" | "localizer" | "derived" | "non_image" | "unreadable"
+    modality: str  # "CT" | "MR" | "XR" (model + header) or the header's, when not analysed
+    region: str | None  # top region code, None when not diagnosed
+    plane: str | None
+    out_of_distribution: bool
+    description: str
+    n_images: int
+    n_volumes: int
+    reason: str  # why it was not diagnosed (empty for diagnostic series)
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class NoteSection:
     key: str  # "analysed" | "observations" | "differential" | "follow_up" | "limitations"
     title: Text
@@ -101,3 +118,5 @@ class Note:
     considered_rules: tuple[ConsideredRule, ...]
     disclaimer: Text
     title: Text
+    series: tuple[SeriesItem, ...] = ()
+    summary: Text | None = None

@@ -28,6 +28,37 @@ STRINGS: dict[str, tuple[str, str]] = {
         "序列 {index}：{modality}，{region}，{n} 幅图像，关键图像 {key_image}，"
         "图像质量 {quality:.2f}。"),
     "analysed.no_series": ("No image series could be analysed.", "没有可分析的图像序列。"),
+    "summary.line": ("{head}, {n} series: {parts}.", "{head}，共 {n} 个序列：{parts}。"),
+    "summary.diagnostic_plane": ("{n} diagnostic {plane}", "{n} 个诊断序列（{plane}）"),
+    "summary.diagnostic": ("{n} diagnostic", "{n} 个诊断序列"),
+    "summary.ood": ("{n} out of distribution (not diagnosed)", "{n} 个超出适用范围（不作诊断）"),
+    "summary.localizer": ("{n} localizer", "{n} 个定位像"),
+    "summary.derived": ("{n} derived screen or capture",
+                        "{n} 个衍生图像（检查摘要、剂量页或截屏）"),
+    "summary.non_image": ("{n} non-image", "{n} 个非图像对象"),
+    "summary.unreadable": ("{n} unreadable", "{n} 个无法读取"),
+    "analysed.listed": ("Series {index} ({description}): {role}, not diagnosed — {reason}.",
+                        "序列 {index}（{description}）：{role}，不作诊断 — {reason}。"),
+    "role.localizer": ("localizer", "定位像"),
+    "role.derived": ("derived image (exam summary, dose screen or capture)",
+                     "衍生图像（检查摘要、剂量页或截屏）"),
+    "role.non_image": ("non-image object", "非图像对象"),
+    "role.unreadable": ("unreadable", "无法读取"),
+    "reason.image_type_localizer": ("ImageType marks it a localizer",
+                                    "ImageType 标明为定位像"),
+    "reason.description_localizer": ("its description names a planning scan",
+                                     "序列描述表明为扫描定位像"),
+    "reason.image_type_screen": ("ImageType marks it a screen or report",
+                                 "ImageType 标明为屏幕或报告页"),
+    "reason.rgb_screen": ("a colour secondary image, not an acquisition",
+                          "彩色二次图像，并非采集图像"),
+    "reason.secondary_capture": ("a secondary capture of a screen or report",
+                                 "屏幕或报告页的二次采集图像"),
+    "reason.non_image": ("it holds no image objects", "不含图像对象"),
+    "reason.unreadable": ("its pixels could not be decoded", "像素无法解码"),
+    "reason.no_pixels": ("no decodable image", "没有可解码的图像"),
+    "analysed.four_d": ("Series {index} is 4D ({n} volumes); one representative volume was "
+                        "analysed.", "序列 {index} 为四维序列（{n} 个容积），仅分析一个代表容积。"),
     "analysed.warning": ("Warning: {text}", "警告：{text}"),
     "analysed.ood": (
         "Series {index} looks out of distribution or unsupported (quality {quality:.2f}); "
@@ -68,6 +99,26 @@ STRINGS: dict[str, tuple[str, str]] = {
     "ddx.discriminator": ("Versus {other}: {text}", "与{other}鉴别：{text}"),
     "ddx.none_ood": ("No differential is offered: the input is out of distribution or unsupported.",
                      "不提供鉴别诊断：输入超出模型适用范围或不受支持。"),
+    "ddx.none_cross_sectional": (
+        "No differential is offered: the model detects no abnormalities on CT or MR (it reads "
+        "only modality, region and plane), and no clinical question was given, so the image "
+        "alone cannot support one.",
+        "不提供鉴别诊断：模型在 CT 或磁共振上不检测异常（仅识别检查方式、部位和层面），"
+        "且未提供临床问题，仅凭图像无法支持鉴别诊断。"),
+    "ddx.none_no_finding": (
+        "No differential is offered: no finding among those the model detects reaches its "
+        "threshold {threshold:.2f} ({items}), and no clinical question was given.",
+        "不提供鉴别诊断：模型可检测的所见均未达到阈值 {threshold:.2f}（{items}），"
+        "且未提供临床问题。"),
+    "ddx.none_mismatch": (
+        "No differential is offered: the header and the image disagree about the modality, "
+        "so the study is flagged for a human check first.",
+        "不提供鉴别诊断：头文件与图像本身对检查方式的判断不一致，需先由人工核对。"),
+    "ddx.finding_p": ("{label} {probability:.2f}", "{label} {probability:.2f}"),
+    "ddx.ask_history": (
+        "Add the clinical question (the viewer's clinical-history box, or --history) to rank "
+        "diagnoses against it.",
+        "请补充临床问题（查看器中的临床病史框，或 --history 参数），以便据此对诊断排序。"),
     "ddx.none_kb": ("No differential is offered: the knowledge base is empty.",
                     "不提供鉴别诊断：知识库为空。"),
     "ddx.how": (
