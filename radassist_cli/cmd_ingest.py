@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Any
 
 from pacs_bridge.ingest import ingest
+from pacs_bridge.series_role import Role, SeriesRole, series_role
 from pacs_bridge.study import IngestResult, IngestWarning, InstanceKind, Series, Study
 
 MAX_DETAIL_LINES = 25  # of an SR's text in the tree view
@@ -45,13 +46,25 @@ def _warning(w: IngestWarning) -> dict[str, Any]:
     return {"code": w.code, "message": w.message, "source": w.source}
 
 
+def _role_and_geometry(series: Series) -> tuple[SeriesRole, tuple[str, ...]]:
+    """The series' role and its geometry warnings, from headers only (nothing decoded)."""
+    from imaging.pixels.stacks import series_geometry
+
+    role = series_role(series)
+    return role, (series_geometry(series) if role.role is Role.DIAGNOSTIC else ())
+
+
 def _series_json(series: Series) -> dict[str, Any]:
     kinds = Counter(i.kind.value for i in series.instances)
+    role, geometry = _role_and_geometry(series)
     return {
         "series_instance_uid": series.series_instance_uid,
         "series_number": series.series_number,
         "modality": series.modality,
         "description": series.description,
+        "role": role.role.value,
+        "role_reason": role.reason,
+        "geometry_warnings": list(geometry),
         "instances": len(series.instances),
         "kinds": dict(sorted(kinds.items())),
         "non_image_objects": [
@@ -123,10 +136,14 @@ def print_tree(result: IngestResult, out=None) -> None:
             kinds = Counter(i.kind.value for i in series.instances)
             kind_text = ", ".join(f"{c} {k}" for k, c in sorted(kinds.items()))
             number = series.series_number if series.series_number is not None else "-"
+            role, geometry = _role_and_geometry(series)
             p(
                 f"  ▸ Series {number} {series.modality or '??'}  "
-                f"{series.description or '(no description)'}  [{kind_text}]"
+                f"{series.description or '(no description)'}  [{kind_text}]  "
+                f"{role.role.value}" + ("" if role.role is Role.DIAGNOSTIC else f" ({role.reason})")
             )
+            for w in geometry:
+                p(f"      ! {w}")
             for w in series.warnings:
                 p(f"      ! {w.code}: {w.message} ({w.source})")
             codes = Counter(w.code for i in series.instances for w in i.warnings)

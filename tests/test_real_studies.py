@@ -134,3 +134,19 @@ def test_sr_and_sc_of_a_phantom_study_carry_caveats_and_no_differential(studies:
     sc = pydicom.dcmread(tmp_path / "sc.dcm")
     assert "AI draft" in sc.ImageComments and "phantom" in sc.ImageComments
     assert np.asarray(sc.pixel_array).ndim == 3
+
+
+def test_ingest_lists_roles_and_geometry_warnings_without_decoding(studies: Path):
+    from radassist_cli.cmd_ingest import result_json
+
+    result = ingest([studies / "philips_ct_phantom_tilted" / "DICOMDIR"])
+    assert not result.rejections
+    (study,) = result_json(result)["studies"]
+    roles = sorted(s["role"] for s in study["series"])
+    assert roles == ["derived", "diagnostic", "diagnostic", "localizer"]
+    tilted = [s for s in study["series"] if s["role"] == "diagnostic"]
+    assert all(any(w.startswith("gantry_tilt") for w in s["geometry_warnings"])
+               for s in tilted)
+    (dti,) = result_json(ingest([studies / "toshiba_mr_dti_head"]))["studies"]
+    assert any(w.startswith("four_d: 13 volumes of 40 slices")
+               for w in dti["series"][0]["geometry_warnings"])

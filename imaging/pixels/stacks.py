@@ -373,16 +373,8 @@ def series_stacks(series: object) -> tuple[ImageStack, ...]:
 
     slices: list[_Slice] = []
     for idx, (ds, array) in enumerate(zip(datasets, arrays, strict=True)):
-        shape, photometric = tuple(array.shape[1:]), "RGB" if array.ndim == 4 else "MONOCHROME2"
-        b_value, echo = _b_value(ds), _float(ds.get("EchoTime"))
-        for f, (iop, ipp, spacing) in enumerate(_geometry(ds, array.shape[0], layouts[idx])):
-            slices.append(_Slice(idx, f, sops[idx], iop, ipp, spacing, shape, photometric,
-                                 b_value=b_value, echo_time=echo))
-    plan = [
-        part
-        for group in _split_by_orientation_and_size(slices)
-        for part in _order_and_measure(group)
-    ]
+        slices.extend(_slices_of(idx, ds, sops[idx], array.shape, layouts[idx]))
+    plan = _plan(slices)
     uses = Counter(s.instance for ordered, _, _, _ in plan for s in ordered)
     notes = list(dict.fromkeys(notes))
     stacks = []
@@ -401,6 +393,56 @@ def series_stacks(series: object) -> tuple[ImageStack, ...]:
             )
         )
     return tuple(stacks)
+
+
+def _slices_of(idx: int, ds: Dataset, sop: str, shape: tuple[int, ...],
+               layout: MosaicLayout | None) -> list[_Slice]:
+    """The slices of one instance whose frames have `shape` (frames, rows, cols[, 3])."""
+    photometric = "RGB" if len(shape) == 4 else "MONOCHROME2"
+    b_value, echo = _b_value(ds), _float(ds.get("EchoTime"))
+    return [_Slice(idx, f, sop, iop, ipp, spacing, tuple(shape[1:]), photometric,
+                   b_value=b_value, echo_time=echo)
+            for f, (iop, ipp, spacing) in enumerate(_geometry(ds, shape[0], layout))]
+
+
+def _plan(slices: list[_Slice]) -> list[tuple[list[_Slice], float, list[str], int]]:
+    return [part for group in _split_by_orientation_and_size(slices)
+            for part in _order_and_measure(group)]
+
+
+def series_geometry(series: object) -> tuple[str, ...]:
+    """The geometry warnings `series_stacks` would give, from the headers alone (no decoding).
+
+    For `radassist ingest`, which lists a study without decoding its pixels: the same
+    grouping, ordering and measuring on each instance's declared size and geometry. A
+    header too broken to read is left to `series_stacks` to report.
+    """
+    slices: list[_Slice] = []
+    notes: list[str] = []
+    for idx, inst in enumerate(_instances(series)):
+        ds = getattr(inst, "dataset", inst)
+        try:
+            rows, cols = int(ds.Rows), int(ds.Columns)
+            frames = int(ds.get("NumberOfFrames") or 1)
+            samples = int(ds.get("SamplesPerPixel") or 1)
+        except (AttributeError, TypeError, ValueError):
+            continue
+        shape: tuple[int, ...] = (frames, rows, cols) + ((3,) if samples == 3 else ())
+        layout = mosaic_layout(ds, shape) if samples == 1 else None
+        if layout is not None:
+            shape = (layout.n_slices, layout.tile_rows, layout.tile_cols)
+            notes.append(f"mosaic: each image holds {layout.n_slices} slices in a "
+                         f"{layout.grid}x{layout.grid} grid (Siemens MOSAIC)")
+        try:
+            slices.extend(_slices_of(idx, ds, "", shape, layout))
+        except Exception:  # noqa: BLE001 - malformed geometry: series_stacks will say
+            continue
+    if not slices:
+        return ()
+    out = list(dict.fromkeys(notes))
+    for _, _, warnings, _ in _plan(slices):
+        out.extend(w for w in warnings if w not in out)
+    return tuple(out)
 
 
 def _geometry(ds: Dataset, n: int, layout: MosaicLayout | None):
@@ -498,4 +540,4 @@ def _build(
     )
 
 
-__all__ = ["series_stacks", "frame_geometry", "PixelDataError"]
+__all__ = ["series_stacks", "series_geometry", "frame_geometry", "PixelDataError"]
