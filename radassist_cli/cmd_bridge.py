@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import datetime
 
@@ -39,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--get", action="store_true",
         help="DIMSE: C-GET into the spool instead of C-MOVE to the running bridge",
     )
+    add("failed", "list failed studies, with their last error", _failed)
+    rt = add("retry", "try a failed study again (re-send its results, or re-analyse)", _retry)
+    rt.add_argument("study", help="Study Instance UID (see `bridge failed`)")
+    rs = add("resend", "send a delivered study's results again (e.g. the PACS lost them)",
+             _resend)
+    rs.add_argument("study", help="Study Instance UID")
     wa = add("watch", "serve, and poll the [source] DICOMweb PACS for new studies", _watch)
     wa.add_argument("--once", action="store_true",
                     help="poll once, wait until the new studies are finished, then exit")
@@ -51,9 +58,9 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("pynetdicom").setLevel(logging.INFO if verbose else logging.WARNING)
-    # highdicom logs full UIDs at INFO while building objects; keep logs free of identifiers
-    logging.getLogger("highdicom").setLevel(logging.WARNING)
+    from pacs_bridge.service import log_privacy
+
+    log_privacy.install()  # library warnings withheld, UIDs as tags (no patient data in logs)
 
 
 def _load(args):
@@ -104,17 +111,21 @@ def _status(args) -> int:
     runtime = read_runtime(cfg.storage.spool_directory)
     health = None
     if runtime and runtime.get("http_port"):
+        url = f"http://127.0.0.1:{runtime['http_port']}/health"
         try:
-            url = f"http://127.0.0.1:{runtime['http_port']}/health"
             with urllib.request.urlopen(url, timeout=10) as r:
                 health = json.load(r)
+        except urllib.error.HTTPError as exc:  # 503: degraded, the body says why
+            health = json.load(exc)
         except OSError:
             health = None
     if args.json:
         print(json.dumps({"service": health, "studies": [r.as_json() for r in records]},
                          indent=1))
         return 0
-    print(f"service: {'running, ' + str(health['uptime_s']) + ' s' if health else 'not running'}")
+    print(f"service: {'running, ' + str(health['uptime_s']) + ' s' if health else 'not running'}"
+          + (f" ({health['status']}: {'; '.join(health.get('problems', []))})"
+             if health and health.get("status") != "ok" else ""))
     print(f"{'study':<64} {'state':<10} {'inst':>5} {'try':>3} {'updated':<19} error")
     for r in records:
         when = datetime.fromtimestamp(r.updated_at).strftime("%Y-%m-%d %H:%M:%S")
@@ -122,6 +133,47 @@ def _status(args) -> int:
               f"{when:<19} {r.last_error[:80]}")
     counts = journal.counts()
     print("total: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no studies"))
+    return 0
+
+
+def _journal(args):
+    from pacs_bridge.errors import RadAssistError
+    from pacs_bridge.service.journal import Journal
+
+    cfg = _load(args)
+    if not cfg.storage.journal_path.exists():
+        raise RadAssistError(str(cfg.storage.journal_path), "no journal yet (never served)")
+    return Journal(cfg.storage.journal_path)
+
+
+def _failed(args) -> int:
+    from pacs_bridge.service.journal import FAILED
+
+    records = _journal(args).in_state(FAILED)
+    for r in records:
+        when = datetime.fromtimestamp(r.updated_at).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{r.study_uid}  failed {when}  after {r.attempts} attempt(s): {r.last_error}")
+    print(f"{len(records)} failed stud(ies)" + (
+        "; `radassist bridge retry STUDY` tries one again" if records else ""))
+    return 0
+
+
+def _retry(args) -> int:
+    from pacs_bridge.errors import RadAssistError
+
+    if not _journal(args).retry(args.study, note="retry requested by an operator"):
+        raise RadAssistError(args.study, "not a failed study of this bridge", reason="usage")
+    print(f"study {args.study} queued again; the running bridge takes it at once")
+    return 0
+
+
+def _resend(args) -> int:
+    from pacs_bridge.errors import RadAssistError
+
+    if not _journal(args).resend(args.study):
+        raise RadAssistError(args.study, "no sent or failed study with spooled results",
+                             reason="usage")
+    print(f"study {args.study}: every result object will be sent again")
     return 0
 
 
@@ -138,6 +190,13 @@ def _pull(args) -> int:
     if cfg.source is None:
         raise RadAssistError(args.config, "pull needs a [source] section")
     calling = cfg.scp.ae_title
+    from pacs_bridge.service.audit import AuditLog, peer, study_object
+
+    AuditLog(cfg.storage.audit_path, source_id=calling).record(
+        "query", participants=[peer(calling, None, requestor=True),
+                               peer(cfg.source.ae_title or cfg.source.url, cfg.source.host,
+                                    requestor=False)],
+        objects=[study_object(args.study)], detail=f"pull via {args.via}")
     if args.via == "dimse" and not args.get:
         result = pull.pull_move(cfg.source, args.study, calling)
     else:
@@ -171,18 +230,25 @@ def _watch(args) -> int:
         from pacs_bridge.service.watch import Watcher
 
         assert service.cfg.source is not None
-        watcher = Watcher(service.cfg.source, service.journal, service.receiver)
+        watcher = Watcher(service.cfg.source, service.journal, service.receiver, service.audit)
         pulled = watcher.poll_once()
         print(f"watch: {len(pulled)} new stud(ies) pulled", flush=True)
         deadline = time.monotonic() + args.timeout
-        uids = [p.study_uid for p in pulled]
+        # a study none of whose instances was accepted never enters the journal: report it
+        # now instead of waiting the whole timeout for it
+        refused = [p for p in pulled if p.received == 0]
+        for p in refused:
+            print(f"{p.study_uid} refused ({p.refused} instance(s) refused)")
+        uids = [p.study_uid for p in pulled if p.received > 0]
+        if refused and not uids:
+            return 1
         while time.monotonic() < deadline:
             states = {u: (service.journal.get(u).state if service.journal.get(u) else "?")
                       for u in uids}
             if all(s in FINISHED for s in states.values()):
                 for u, s in states.items():
                     print(f"{u} {s}")
-                return 0 if all(s == SENT for s in states.values()) else 1
+                return 0 if all(s == SENT for s in states.values()) and not refused else 1
             time.sleep(0.2)
         print("watch: timed out waiting for analysis", file=sys.stderr)
         return 1

@@ -149,6 +149,7 @@ def write_config(
     routing: str = "",
     max_attempts: int = 3,
     backoff: float = 0.2,
+    delivery_max_age_hours: float = 24.0,
     extra: str = "",
 ) -> Path:
     def table(name: str, d: dict | None) -> str:
@@ -173,6 +174,7 @@ inactivity_seconds = {inactivity}
 analyzer = "{analyzer}"
 max_attempts = {max_attempts}
 backoff_seconds = {backoff}
+delivery_max_age_hours = {delivery_max_age_hours}
 
 [status_http]
 port = {http_port}

@@ -295,7 +295,7 @@ def test_failing_analysis_retries_with_backoff_then_fails_visibly(bridges, tmp_p
 
 def test_status_command(bridges, capsys):
     svc, cfg = bridges(destination={"kind": "dimse", "ae_title": "NOBODY", "port": free_port()},
-                       max_attempts=1)
+                       max_attempts=1, delivery_max_age_hours=0.0005)  # gives up after ~2 s
     datasets = make_study(3, seed="status")
     store(svc.scp.port, datasets)
     uid = datasets[0].StudyInstanceUID
@@ -307,7 +307,11 @@ def test_status_command(bridges, capsys):
     assert "service: running" in out and uid in out and "failed" in out
     assert cli(["bridge", "status", "--config", str(cfg), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["studies"][0]["instance_count"] == 3 and data["service"]["status"] == "ok"
+    assert data["studies"][0]["instance_count"] == 3
+    # a failed study and an unreachable destination make the service degraded (HTTP 503)
+    assert data["service"]["status"] == "degraded"
+    assert any("failed stud" in p for p in data["service"]["problems"])
+    assert any("destination unreachable" in p for p in data["service"]["problems"])
 
 
 # Transfer syntaxes: one local pydicom test file each (never downloaded).

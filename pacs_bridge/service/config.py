@@ -35,6 +35,9 @@ class ScpConfig:
     host: str = "127.0.0.1"
     port: int = 11112
     allowed_calling_aets: tuple[str, ...] = ()  # empty: any calling AE title
+    # peers allowed to associate: IP addresses or networks ("10.1.2.0/24"); empty: any
+    allowed_hosts: tuple[str, ...] = ()
+    require_called_aet: bool = True  # refuse associations addressed to another AE title
     tcp_nodelay: bool = True
     tls: TlsConfig | None = None
     enabled: bool = True
@@ -44,6 +47,10 @@ class ScpConfig:
 class StorageConfig:
     spool_directory: Path
     journal_path: Path
+    # finished studies' instances and results are purged this long after they finished
+    retention_hours: float = 168.0
+    max_bytes: int = 0  # 0: no size cap; else the oldest finished studies go first
+    audit_path: Path | None = None  # default: <spool>/audit.jsonl
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,10 @@ class RoutingConfig:
 @dataclass(frozen=True)
 class AnalysisConfig:
     analyzer: str = "imaging.pipeline:report_objects"
-    max_attempts: int = 5
+    max_attempts: int = 5  # analysis attempts (an analysis that fails 5 times will not heal)
+    # sending is retried until the study's results are this old (a PACS outage of hours)
+    delivery_max_age_hours: float = 24.0
+    requeue_failed_on_restart: bool = False
     backoff_seconds: float = 2.0
     backoff_max_seconds: float = 300.0
 
@@ -167,6 +177,10 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: str = "config") -> 
             r.aet_value(v, "scp.allowed_calling_aets")
             for v in r.list_(scp_raw, "allowed_calling_aets", "scp")
         ),
+        allowed_hosts=tuple(
+            _network(source, v) for v in r.list_(scp_raw, "allowed_hosts", "scp")
+        ),
+        require_called_aet=r.bool_(scp_raw, "require_called_aet", "scp", True),
         tcp_nodelay=r.bool_(scp_raw, "tcp_nodelay", "scp", True),
         tls=tls,
         enabled=r.bool_(scp_raw, "enabled", "scp", True),
@@ -175,9 +189,14 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: str = "config") -> 
     spool_raw = r.table(raw, "spool")
     spool_dir = _path(base, r.str_(spool_raw, "directory", "spool", "var/bridge/spool"))
     journal = r.str_(spool_raw, "journal", "spool", "")
+    audit = r.str_(spool_raw, "audit_log", "spool", "")
     storage = StorageConfig(
         spool_directory=spool_dir,
         journal_path=_path(base, journal) if journal else spool_dir / "journal.sqlite",
+        retention_hours=r.positive(spool_raw, "retention_hours", "spool", 168.0),
+        max_bytes=int(r.positive(spool_raw, "max_bytes", "spool", 0.0))
+        if spool_raw.get("max_bytes") else 0,
+        audit_path=_path(base, audit) if audit else spool_dir / "audit.jsonl",
     )
 
     comp_raw = r.table(raw, "completion")
@@ -213,6 +232,10 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: str = "config") -> 
     analysis = AnalysisConfig(
         analyzer=analyzer,
         max_attempts=int(r.positive(an_raw, "max_attempts", "analysis", 5)),
+        delivery_max_age_hours=r.positive(
+            an_raw, "delivery_max_age_hours", "analysis", 24.0),
+        requeue_failed_on_restart=r.bool_(
+            an_raw, "requeue_failed_on_restart", "analysis", False),
         backoff_seconds=r.positive(an_raw, "backoff_seconds", "analysis", 2.0),
         backoff_max_seconds=r.positive(an_raw, "backoff_max_seconds", "analysis", 300.0),
     )
@@ -262,6 +285,18 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: str = "config") -> 
         destination=destination, source=source_cfg, status_http=status_http, watch=watch,
         path=None if source == "config" else Path(source),
     )
+
+
+def _network(source: str, value: Any) -> str:
+    """An IP address or network in canonical form; a typo is a config error, not an open door."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_network(str(value), strict=False))
+    except ValueError:
+        raise BridgeConfigError(
+            source, f"scp.allowed_hosts: {value!r} is not an IP address or network"
+        ) from None
 
 
 def _path(base: Path, value: str) -> Path:

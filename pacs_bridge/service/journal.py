@@ -47,7 +47,9 @@ CREATE TABLE IF NOT EXISTS studies (
     next_attempt_at REAL NOT NULL DEFAULT 0,
     last_error TEXT NOT NULL DEFAULT '',
     route TEXT NOT NULL DEFAULT '',
-    result_uids TEXT NOT NULL DEFAULT '[]'
+    result_uids TEXT NOT NULL DEFAULT '[]',
+    sending_since REAL NOT NULL DEFAULT 0,
+    purged_at REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS instances (
     sop_uid TEXT PRIMARY KEY,
@@ -87,6 +89,8 @@ class StudyRecord:
     last_error: str
     route: str
     result_uids: tuple[str, ...]
+    sending_since: float = 0.0  # when delivery began: the age limit counts from here
+    purged_at: float = 0.0  # when retention removed its spooled files
 
     def as_json(self) -> dict:
         d = self.__dict__.copy()
@@ -117,12 +121,21 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _migrate(self) -> None:
+        """Columns added since the first release, for journals written by older bridges."""
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(studies)").fetchall()}
+        for column in ("sending_since", "purged_at"):
+            if column not in have:
+                self._db.execute(
+                    f"ALTER TABLE studies ADD COLUMN {column} REAL NOT NULL DEFAULT 0")
 
     # -- writing -------------------------------------------------------------------------
 
@@ -262,6 +275,51 @@ class Journal:
                 "UPDATE studies SET next_attempt_at=0 WHERE state=?", (SENDING,)
             ).rowcount
         return counts
+
+    def requeue_failed(self, now: float | None = None) -> list[str]:
+        """Every failed study back in line (operator's `retry`, or on restart if configured)."""
+        return [uid for uid in (r.study_uid for r in self.in_state(FAILED))
+                if self.retry(uid, now=now, note="requeued on restart")]
+
+    def retry(self, study_uid: str, *, now: float | None = None, note: str = "retry") -> bool:
+        """A failed study is tried again from where it stopped: re-sent when its results are
+        spooled, re-analysed otherwise. The delivery age limit starts afresh."""
+        now = time.time() if now is None else now
+        rec = self.get(study_uid)
+        if rec is None or rec.state != FAILED:
+            return False
+        target = SENDING if rec.result_uids else QUEUED
+        return self.transition(study_uid, target, expect=(FAILED,), note=note, now=now,
+                               attempts=0, next_attempt_at=0, sending_since=now)
+
+    def resend(self, study_uid: str, *, now: float | None = None) -> bool:
+        """Send a sent (or failed) study's results again, every object, e.g. after the PACS
+        lost them; the sent-object marks are cleared so none is skipped."""
+        now = time.time() if now is None else now
+        rec = self.get(study_uid)
+        if rec is None or rec.state not in (SENT, FAILED) or not rec.result_uids:
+            return False
+        with self._tx():
+            self._db.execute("DELETE FROM sent WHERE study_uid=?", (study_uid,))
+        return self.transition(study_uid, SENDING, expect=(SENT, FAILED), note="resend",
+                               now=now, attempts=0, next_attempt_at=0, sending_since=now)
+
+    def in_state(self, state: str) -> list[StudyRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM studies WHERE state=? ORDER BY updated_at", (state,)
+            ).fetchall()
+        return [_record(r) for r in rows]
+
+    def purgeable(self, cutoff: float) -> list[StudyRecord]:
+        """Finished, not yet purged studies whose last change is older than `cutoff`."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM studies WHERE state IN ({','.join('?' * len(FINISHED))})"
+                " AND purged_at=0 AND updated_at<? ORDER BY updated_at",
+                (*FINISHED, cutoff),
+            ).fetchall()
+        return [_record(r) for r in rows]
 
     def mark_sent(self, study_uid: str, sop_uid: str, destination: str) -> None:
         with self._tx():

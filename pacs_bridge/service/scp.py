@@ -1,4 +1,10 @@
-"""The DIMSE listener: C-ECHO and C-STORE for image storage, an AE-title allow-list, TLS.
+"""The DIMSE listener: C-ECHO and C-STORE for image storage, access control, TLS, audit.
+
+Access control happens before anything is stored: the called AE title must be ours, and the
+calling AE title and the peer's IP address must be on their allow-lists when those are set
+(an AE title alone is a claim any sender can make; the address is what the network says).
+A refused association is rejected (A-ASSOCIATE-RJ, "calling AE title not recognised") and
+audited; accepted ones are audited with what they delivered, one record per study.
 
 The store handler never decodes more than `receive.Receiver` needs, and answers only after
 the instance is fsynced. Sockets get TCP_NODELAY as each connection opens: with Nagle's
@@ -8,16 +14,27 @@ instances slows to about 10 per second.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import ssl
+import threading
+from collections import Counter
 
 from pydicom import uid as tsuid
 from pynetdicom import AE, evt
 from pynetdicom import sop_class as sc
 from pynetdicom.sop_class import Verification
 
+from pacs_bridge.service.audit import (
+    MINOR_FAILURE,
+    SERIOUS_FAILURE,
+    AuditLog,
+    peer,
+    study_object,
+)
 from pacs_bridge.service.config import ScpConfig, TlsConfig
+from pacs_bridge.service.metrics import METRICS
 from pacs_bridge.service.receive import Receiver
 
 log = logging.getLogger("radassist.bridge.scp")
@@ -111,13 +128,18 @@ def server_ssl_context(tls: TlsConfig) -> ssl.SSLContext:
 
 
 class StorageScp:
-    def __init__(self, cfg: ScpConfig, receiver: Receiver) -> None:
+    def __init__(self, cfg: ScpConfig, receiver: Receiver, audit: AuditLog | None = None) -> None:
         self.cfg = cfg
         self.receiver = receiver
+        self.audit = audit or AuditLog(None)
         self._server = None
+        self._received: dict[int, Counter] = {}  # per association: instances per study
+        self._lock = threading.Lock()
+        self._networks = tuple(ipaddress.ip_network(h) for h in cfg.allowed_hosts)
         ae = AE(ae_title=cfg.ae_title)
         ae.maximum_associations = 32
         ae.maximum_pdu_size = 0  # no limit: fewer, larger P-DATA PDUs
+        ae.require_called_aet = cfg.require_called_aet
         ae.require_calling_aet = list(cfg.allowed_calling_aets)
         for sop in IMAGE_STORAGE_CLASSES:
             ae.add_supported_context(sop, list(TRANSFER_SYNTAXES))
@@ -132,6 +154,9 @@ class StorageScp:
         handlers = [
             (evt.EVT_CONN_OPEN, tune_scp_association if self.cfg.tcp_nodelay else _tune_poll),
             (evt.EVT_REQUESTED, self._on_requested),
+            (evt.EVT_ACCEPTED, self._on_accepted),
+            (evt.EVT_RELEASED, self._on_closed),
+            (evt.EVT_ABORTED, self._on_closed),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
         ]
@@ -156,12 +181,64 @@ class StorageScp:
             self._server.shutdown()
             self._server = None
 
-    def _on_requested(self, event: evt.Event) -> None:
+    @staticmethod
+    def _peer(event: evt.Event) -> tuple[str, str, str]:
+        """(calling AE, called AE, peer IP) of the association an event belongs to."""
         primitive = event.assoc.requestor.primitive
         calling = str(getattr(primitive, "calling_ae_title", "") or "").strip()
-        allowed = self.cfg.allowed_calling_aets
-        if allowed and calling not in allowed:
-            log.warning("association from AE %r refused: not on the allow-list", calling)
+        called = str(getattr(primitive, "called_ae_title", "") or "").strip()
+        return calling, called, str(event.assoc.requestor.address or "")
+
+    def refusal_reason(self, calling: str, called: str, address: str) -> str | None:
+        """Why an association must be refused, or None when it may proceed."""
+        if self.cfg.require_called_aet and called and called != self.cfg.ae_title:
+            return f"called AE title {called!r} is not {self.cfg.ae_title!r}"
+        if self.cfg.allowed_calling_aets and calling not in self.cfg.allowed_calling_aets:
+            return f"calling AE title {calling!r} is not on the allow-list"
+        if self._networks:
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                return f"peer address {address!r} is not an IP address"
+            if not any(ip in net for net in self._networks):
+                return f"peer address {address} is not on the allow-list"
+        return None
+
+    def _on_requested(self, event: evt.Event) -> None:
+        calling, called, address = self._peer(event)
+        reason = self.refusal_reason(calling, called, address)
+        if reason is None:
+            return
+        log.warning("association refused: %s", reason)
+        METRICS.refused.labels(reason="association").inc()
+        self.audit.record("association_refused", outcome=MINOR_FAILURE, detail=reason,
+                          participants=[peer(calling, address, requestor=True),
+                                        peer(self.cfg.ae_title, self.cfg.host, requestor=False)])
+        # rejected-permanent, by the service user: 0x03 calling AE not recognised,
+        # 0x07 called AE not recognised
+        code = 0x07 if reason.startswith("called") else 0x03
+        event.assoc.acse.send_reject(0x01, 0x01, code)
+        event.assoc.kill()  # as pynetdicom does after its own rejections: the PDU goes out
+
+    def _on_accepted(self, event: evt.Event) -> None:
+        calling, _, address = self._peer(event)
+        with self._lock:
+            self._received[id(event.assoc)] = Counter()
+        self.audit.record("association", participants=[
+            peer(calling, address, requestor=True),
+            peer(self.cfg.ae_title, self.cfg.host, requestor=False)])
+
+    def _on_closed(self, event: evt.Event) -> None:
+        with self._lock:
+            studies = self._received.pop(id(event.assoc), None)
+        if not studies:
+            return
+        calling, _, address = self._peer(event)
+        for study_uid, n in sorted(studies.items()):
+            self.audit.record("receipt", participants=[
+                peer(calling, address, requestor=True),
+                peer(self.cfg.ae_title, self.cfg.host, requestor=False)],
+                objects=[study_object(study_uid, instances=n)])
 
     def _on_echo(self, event: evt.Event) -> int:
         return 0x0000
@@ -173,6 +250,17 @@ class StorageScp:
         except Exception as exc:
             log.warning("refused instance from %s: 0xC210 (%s)", source, type(exc).__name__)
             return 0xC210
-        return self.receiver.accept_bytes(
+        result = self.receiver.accept_bytes(
             data, source, sop_class_uid=str(event.context.abstract_syntax)
-        ).status
+        )
+        if result.status == 0x0000:
+            METRICS.received.inc()
+            with self._lock:
+                self._received.setdefault(id(event.assoc), Counter())[result.study_uid] += 1
+        else:
+            METRICS.refused.labels(reason="instance").inc()
+            calling, _, address = self._peer(event)
+            self.audit.record("refusal", outcome=SERIOUS_FAILURE,
+                              detail=f"0x{result.status:04X} {result.reason}",
+                              participants=[peer(calling, address, requestor=True)])
+        return result.status

@@ -21,9 +21,11 @@ from pydicom import dcmread
 
 from pacs_bridge.errors import RadAssistError
 from pacs_bridge.ingest import read_instance
+from pacs_bridge.service.audit import AuditLog
 from pacs_bridge.service.completion import CompletionDetector
 from pacs_bridge.service.config import BridgeConfig
-from pacs_bridge.service.journal import FINISHED, Journal
+from pacs_bridge.service.journal import FAILED, FINISHED, SENDING, Journal
+from pacs_bridge.service.metrics import METRICS
 from pacs_bridge.service.receive import Receiver, lacks_pixels
 from pacs_bridge.service.routing import Router
 from pacs_bridge.service.scp import StorageScp
@@ -36,6 +38,7 @@ from pacs_bridge.service.worker import Worker
 log = logging.getLogger("radassist.bridge")
 
 RUNTIME_FILE = "runtime.json"
+PURGE_INTERVAL_SECONDS = 60.0
 
 
 class BridgeBusyError(RadAssistError):
@@ -51,16 +54,20 @@ class BridgeService:
         self.spool = Spool(cfg.storage.spool_directory)
         self._lock_fd: int | None = None
         self.journal = Journal(cfg.storage.journal_path)
+        self.audit = AuditLog(cfg.storage.audit_path, source_id=cfg.scp.ae_title)
         self.receiver = Receiver(self.spool, self.journal)
         self.completion = CompletionDetector(self.journal, cfg.completion.inactivity_seconds)
         sender = make_sender(cfg.destination) if cfg.destination else None
-        self.worker = Worker(cfg.analysis, self.spool, self.journal, Router(cfg.routing), sender)
-        self.scp = StorageScp(cfg.scp, self.receiver) if cfg.scp.enabled else None
+        self.worker = Worker(cfg.analysis, self.spool, self.journal, Router(cfg.routing), sender,
+                             self.audit)
+        self.scp = StorageScp(cfg.scp, self.receiver, self.audit) if cfg.scp.enabled else None
+        METRICS.watch_journal(self.journal.counts)
+        self._next_purge = 0.0
         self.watcher = None
         if watch:
             if cfg.source is None or not cfg.source.url:
                 raise RadAssistError("config", "watch needs [source] url (a DICOMweb PACS)")
-            self.watcher = Watcher(cfg.source, self.journal, self.receiver)
+            self.watcher = Watcher(cfg.source, self.journal, self.receiver, self.audit)
         self.http: StatusServer | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -84,6 +91,8 @@ class BridgeService:
         counts = self.spool.recover(self._valid_instance)
         counts.update(self.journal.recover_after_restart())
         counts["journalled_from_spool"] = self._journal_spooled_files()
+        if self.cfg.analysis.requeue_failed_on_restart:
+            counts["failed_requeued"] = len(self.journal.requeue_failed())
         if any(counts.values()):
             log.info("recovered after restart: %s", counts)
         return counts
@@ -126,10 +135,11 @@ class BridgeService:
             self.scp.start()
         if self.cfg.status_http.enabled:
             h = self.cfg.status_http
-            self.http = StatusServer(h.host, h.port, self.health, self.status)
+            self.http = StatusServer(h.host, h.port, self.health, self.status, METRICS.render)
             self.http.start()
             log.info("status endpoint http://%s:%d/status", h.host, self.http.port)
         self._write_runtime()
+        self.audit.record("application", detail="bridge started")
         gc.freeze()  # start-up objects live for the whole run: keep them out of every GC pass
         self._spawn("bridge-loop", self._loop)
         if self.watcher is not None:
@@ -175,9 +185,35 @@ class BridgeService:
 
     # -- loops -----------------------------------------------------------------------------
 
+    def purge(self, now: float | None = None) -> int:
+        """Retention: remove finished studies' spooled files once they are older than
+        `retention_hours`, then the oldest finished ones while the spool is over `max_bytes`.
+        The journal keeps the study's record (state, timestamps), never its pixels."""
+        now = time.time() if now is None else now
+        storage = self.cfg.storage
+        removed = 0
+        for rec in self.journal.purgeable(now - storage.retention_hours * 3600.0):
+            self.spool.remove_study(rec.study_uid)
+            self.journal.update(rec.study_uid, purged_at=now)
+            removed += 1
+        if storage.max_bytes:
+            size = self.spool.size_bytes()
+            for rec in self.journal.purgeable(now + 1.0):
+                if size <= storage.max_bytes:
+                    break
+                size -= self.spool.remove_study(rec.study_uid)
+                self.journal.update(rec.study_uid, purged_at=now)
+                removed += 1
+        if removed:
+            log.info("retention: %d finished stud(ies) purged from the spool", removed)
+        return removed
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                if time.time() >= self._next_purge:
+                    self._next_purge = time.time() + PURGE_INTERVAL_SECONDS
+                    self.purge()
                 self.completion.check()
                 busy = self.worker.run_once() is not None
             except Exception:  # the loop must survive anything; the study stays journalled
@@ -200,8 +236,19 @@ class BridgeService:
     # -- reporting -------------------------------------------------------------------------
 
     def health(self) -> dict:
+        """"ok", or "degraded" with the reasons: the destination failed the last delivery
+        attempt, or studies have failed (`radassist bridge failed` lists them)."""
+        problems = []
+        if self.worker.destination_error is not None:
+            problems.append(f"destination unreachable: {self.worker.destination_error}")
+        counts = self.journal.counts()
+        if counts.get(FAILED):
+            problems.append(f"{counts[FAILED]} failed stud(ies); see `radassist bridge failed`")
+        if counts.get(SENDING) and self.worker.destination_error is not None:
+            problems.append(f"{counts[SENDING]} stud(ies) waiting for the destination")
         return {
-            "status": "ok",
+            "status": "degraded" if problems else "ok",
+            "problems": problems,
             "ae_title": self.cfg.scp.ae_title,
             "dicom_port": self.scp.port if self.scp else None,
             "uptime_s": round(time.time() - self.started_at, 1),

@@ -242,6 +242,23 @@ class Spool:
             for p in folder.iterdir():
                 p.unlink()
 
+    def remove_study(self, study_uid: str) -> int:
+        """Delete a study's instances and results (retention); returns the bytes freed."""
+        import shutil
+
+        freed = 0
+        for folder in (self.study_dir(study_uid), self.result_dir(study_uid)):
+            if folder.is_dir():
+                freed += sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+                shutil.rmtree(folder, ignore_errors=True)
+                self._known_dirs.discard(folder)
+        return freed
+
+    def size_bytes(self) -> int:
+        """Bytes held in studies/ and results/ (what retention's size cap counts)."""
+        return sum(p.stat().st_size for base in (self.studies, self.results)
+                   for p in base.rglob("*") if p.is_file())
+
     def study_uids_on_disk(self) -> list[str]:
         """Folder names of spooled studies (equal to the study UID for ordinary UIDs)."""
         self.flush()

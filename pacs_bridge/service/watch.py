@@ -12,6 +12,7 @@ import logging
 import time
 
 from pacs_bridge.errors import NetworkError
+from pacs_bridge.service.audit import AuditLog, peer
 from pacs_bridge.service.config import SourceConfig
 from pacs_bridge.service.journal import Journal
 from pacs_bridge.service.pull import PullResult, dicomweb_client, pull_dicomweb
@@ -24,13 +25,18 @@ _STUDY_UID_TAG = "0020000D"
 
 
 class Watcher:
-    def __init__(self, src: SourceConfig, journal: Journal, receiver: Receiver) -> None:
+    def __init__(self, src: SourceConfig, journal: Journal, receiver: Receiver,
+                 audit: AuditLog | None = None) -> None:
         self.src = src
         self.journal = journal
         self.receiver = receiver
+        self.audit = audit or AuditLog(None)
 
     def list_study_uids(self) -> list[str]:
         client = dicomweb_client(self.src.url)
+        self.audit.record("query", participants=[peer(self.src.url, self.src.host,
+                                                      requestor=False)],
+                          detail="QIDO-RS study search")
         uids: list[str] = []
         offset = 0
         while True:

@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 
 from pacs_bridge.errors import NetworkError, RadAssistError
 from pacs_bridge.ingest import ingest
+from pacs_bridge.service.audit import SERIOUS_FAILURE, AuditLog, peer, study_object
 from pacs_bridge.service.config import AnalysisConfig
 from pacs_bridge.service.journal import (
     ANALYSING,
@@ -30,6 +31,7 @@ from pacs_bridge.service.journal import (
     Journal,
     StudyRecord,
 )
+from pacs_bridge.service.metrics import METRICS
 from pacs_bridge.service.receive import short_uid
 from pacs_bridge.service.routing import Router
 from pacs_bridge.service.sender import DimseSender, StowSender
@@ -68,8 +70,12 @@ class Worker:
         journal: Journal,
         router: Router,
         sender: DimseSender | StowSender | None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.cfg = cfg
+        self.audit = audit or AuditLog(None)
+        # the destination as the last delivery attempt found it (None: not tried yet)
+        self.destination_error: str | None = None
         self.spool = spool
         self.journal = journal
         self.router = router
@@ -133,12 +139,15 @@ class Worker:
             time.perf_counter() - started,
             len(objects),
         )
+        METRICS.analysed.inc()
+        METRICS.analysis_seconds.observe(time.perf_counter() - started)
         return self.journal.transition(
             uid,
             SENDING,
             expect=(ANALYSING,),
             note=f"{len(objects)} result object(s) spooled",
             result_uids=[str(ds.SOPInstanceUID) for ds in objects],
+            sending_since=time.time(),
         )
 
     def _load_study(self, uid: str) -> Study:
@@ -192,12 +201,26 @@ class Worker:
                 )
             self.sender.send(pending, lambda sop: self.journal.mark_sent(uid, sop, name))
         except Exception as exc:
+            self.destination_error = (str(exc) if isinstance(exc, RadAssistError)
+                                      else type(exc).__name__)[:200]
+            METRICS.send_errors.inc()
             self._retry_or_fail(uid, rec.attempts, exc, phase=SENDING, back_to=SENDING)
             return
+        self.destination_error = None
+        METRICS.sent.inc(len(pending))
+        METRICS.latency_seconds.observe(max(0.0, time.time() - rec.last_instance_at))
         self.journal.transition(
             uid, SENT, expect=(SENDING,), note=f"{len(objects)} object(s) at {name}"
         )
+        self.audit.record("export", participants=[
+            peer(self._calling_ae(), None, requestor=True),
+            peer(name, None, requestor=False)],
+            objects=[study_object(uid, instances=len(pending))])
         log.info("study %s: results sent to %s", short_uid(uid), name)
+
+    def _calling_ae(self) -> str:
+        return str(getattr(getattr(self.sender, "cfg", None), "calling_ae_title", "")
+                   or "RADASSIST")
 
     def _retry_or_fail(
         self, uid: str, attempt: int, exc: Exception, *, phase: str, back_to: str
@@ -205,12 +228,24 @@ class Worker:
         error = str(exc) if isinstance(exc, RadAssistError) else f"{type(exc).__name__}: {exc}"
         error = error[:500]
         logged = error.replace(uid, short_uid(uid))  # logs carry no full UIDs
-        if attempt >= self.cfg.max_attempts:
+        if phase == SENDING:
+            # delivery is retried until the results are too old, not a number of times: a
+            # PACS down for an hour must get its results when it is back
+            rec = self.journal.get(uid)
+            since = (rec.sending_since or rec.updated_at) if rec is not None else time.time()
+            give_up = time.time() - since >= self.cfg.delivery_max_age_hours * 3600.0
+        else:
+            give_up = attempt >= self.cfg.max_attempts
+        if give_up:
             self.journal.transition(
                 uid, FAILED, expect=(phase,), note=f"gave up after {attempt} attempt(s)",
                 last_error=error,
             )
             log.error("study %s failed after %d attempt(s): %s", short_uid(uid), attempt, logged)
+            METRICS.failed.inc()
+            if phase == SENDING:
+                self.audit.record("export", outcome=SERIOUS_FAILURE, detail=logged,
+                                  objects=[study_object(uid)])
             return
         delay = min(self.cfg.backoff_seconds * 2 ** (attempt - 1), self.cfg.backoff_max_seconds)
         self.journal.transition(
