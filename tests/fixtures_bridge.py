@@ -149,6 +149,7 @@ def write_config(
     routing: str = "",
     max_attempts: int = 3,
     backoff: float = 0.2,
+    backoff_max: float = 300.0,
     delivery_max_age_hours: float = 24.0,
     extra: str = "",
 ) -> Path:
@@ -174,6 +175,7 @@ inactivity_seconds = {inactivity}
 analyzer = "{analyzer}"
 max_attempts = {max_attempts}
 backoff_seconds = {backoff}
+backoff_max_seconds = {backoff_max}
 delivery_max_age_hours = {delivery_max_age_hours}
 
 [status_http]

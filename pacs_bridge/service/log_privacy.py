@@ -26,11 +26,15 @@ class PrivacyFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == "py.warnings":
+            try:
+                text = record.getMessage()
+            except Exception:  # noqa: BLE001
+                text = ""
             category = "warning"
-            match = re.search(r"(\w+Warning)", str(record.msg))
+            match = re.search(r"(\w+Warning)", text)
             if match:
                 category = match.group(1)
-            origin = re.search(r"site-packages/([\w]+)", str(record.msg))
+            origin = re.search(r"site-packages/([\w]+)", text)
             where = origin.group(1) if origin else "a library"
             record.msg = f"{category} from {where} (text withheld: it may quote patient data)"
             record.args = ()
