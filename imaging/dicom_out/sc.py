@@ -123,4 +123,36 @@ def build_sc(note: Note, analysis: Analysis, reference: Dataset | None = None, *
     sc.ImageComments = "\n".join([AI_DRAFT, *caveats(note)])[:10240]
     sc.SpecificCharacterSet = "ISO_IR 192"
     sc.BurnedInAnnotation = "YES"
+    body_part = str(reference.get("BodyPartExamined", "") or "").strip() if reference else ""
+    if body_part:
+        sc.BodyPartExamined = body_part
+    side = laterality(reference)
+    if side is not None:
+        sc.Laterality = side
     return sc
+
+
+# Body Part Examined defined terms (PS3.16 Annex L) of unpaired structures: with one of
+# these, Laterality (type 2C, required for a paired structure) is left out; dciodvfy
+# reports an empty one there as an error.
+UNPAIRED_BODY_PARTS = frozenset(
+    "ABDOMEN ABDOMENPELVIS AORTA BLADDER BRAIN CERVIX CHEST CHESTABDOMEN CHESTABDPELVIS "
+    "COCCYX COLON CSPINE CTSPINE DUODENUM ESOPHAGUS FACE GALLBLADDER HEAD HEADNECK HEART "
+    "JAW LARYNX LIVER LSPINE LSSPINE MEDIASTINUM MOUTH NECK NOSE PANCREAS PELVIS PENIS "
+    "PHARYNX PROSTATE RECTUM SKULL SPINE SPLEEN SSPINE STERNUM STOMACH THYROID TLSPINE "
+    "TONGUE TRACHEA TSPINE URETHRA UTERUS VAGINA VULVA WHOLEBODY".split())
+
+
+def laterality(reference: Dataset | None) -> str | None:
+    """General Series Laterality for the SC (type 2C): the source's Laterality, else its
+    Image Laterality, when L or R; None (left out) when the source's Body Part Examined is
+    an unpaired structure; else empty, as type 2 says for unknown (a paired or unnamed
+    body part, or a plain image without a header)."""
+    if reference is None:
+        return ""
+    for keyword in ("Laterality", "ImageLaterality"):
+        value = str(reference.get(keyword, "") or "").strip().upper()
+        if value in ("L", "R"):
+            return value
+    body_part = str(reference.get("BodyPartExamined", "") or "").strip().upper()
+    return None if body_part in UNPAIRED_BODY_PARTS else ""

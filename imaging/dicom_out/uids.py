@@ -25,13 +25,19 @@ def derived_uid(study_uid: str, model_version: str, content: str, role: str) -> 
     return f"2.25.{int.from_bytes(digest.digest()[:16], 'big')}"
 
 
+# Type 3 General Study attributes of recent editions (PS3.3 C.7.2.1) that the Debian
+# dciodvfy (dicom3tools 2022) does not know and reports as "not present in standard
+# DICOM IOD"; the PACS holds them on the source images, so the derived objects leave them out.
+DROPPED_STUDY = ("RequestingService", "RequestingServiceCodeSequence")
+
 TYPE2_PATIENT_STUDY = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "StudyID",
                        "AccessionNumber", "StudyDate", "StudyTime", "ReferringPhysicianName")
 
 
 def with_patient_study_attributes(ds):
     """A shallow copy carrying every type 2 patient/study attribute highdicom copies into a
-    derived object (empty when the source lacks it, as type 2 allows)."""
+    derived object (empty when the source lacks it, as type 2 allows), without the
+    `DROPPED_STUDY` ones."""
     copy = ds.copy()
     # an empty Specific Character Set means the default repertoire; highdicom rejects ''
     if "SpecificCharacterSet" in copy and not copy.SpecificCharacterSet:
@@ -39,4 +45,7 @@ def with_patient_study_attributes(ds):
     for keyword in TYPE2_PATIENT_STUDY:
         if keyword not in copy:
             setattr(copy, keyword, "")
+    for keyword in DROPPED_STUDY:
+        if keyword in copy:
+            delattr(copy, keyword)
     return copy
