@@ -70,9 +70,10 @@ def test_sr_round_trip(tmp_path, note_and_analysis, source):
     # the key image is referenced, and the differential is coded
     refs = ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
     assert refs.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    # in rank order, named "Differential Diagnosis/Impression" (DCM 111023)
     coded = [_value(i.ConceptCodeSequence[0]) for i in _walk(ds.ContentSequence)
              if getattr(i, "ValueType", "") == "CODE"
-             and i.ConceptNameCodeSequence[0].CodeValue.startswith("ddx-")]
+             and i.ConceptNameCodeSequence[0].CodeValue == "111023"]
     assert coded == [d.diagnosis_id for d in note.differential]
 
 
@@ -170,3 +171,114 @@ def test_source_with_empty_character_set_gives_valid_objects(tmp_path, note_and_
     build_sc(note, analysis, empty).save_as(tmp_path / "sc.dcm")
     assert hd.sr.srread(tmp_path / "sr.dcm").StudyInstanceUID == source.StudyInstanceUID
     assert pydicom.dcmread(tmp_path / "sc.dcm").StudyInstanceUID == source.StudyInstanceUID
+
+
+def _codes(ds) -> dict[str, tuple[str, str]]:
+    """Measurement concept (scheme, value) -> meaning, over the whole content tree."""
+    return {(i.ConceptNameCodeSequence[0].CodingSchemeDesignator,
+             _value(i.ConceptNameCodeSequence[0])): i.ConceptNameCodeSequence[0].CodeMeaning
+        for i in _walk(ds.ContentSequence) if getattr(i, "ValueType", "") == "NUM"
+        and "MeasuredValueSequence" in i
+        and i.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "1"}
+
+
+def test_sr_uses_standard_codes_where_they_exist(tmp_path, note_and_analysis, source):
+    note, analysis = note_and_analysis
+    build_sr(note, analysis, [source]).save_as(tmp_path / "sr.dcm")
+    ds = pydicom.dcmread(tmp_path / "sr.dcm")
+    coded = _codes(ds)
+    # the fixture's radiograph header says DX: CID 29 Digital Radiography
+    assert coded[("DCM", "DX")] == "Digital Radiography"
+    assert coded[("SCT", "60046008")] == "Pleural effusion"
+    # no offline standard concept: private, and the scheme is declared
+    assert ("99RADASSIST", "finding:pneumonia") in coded
+    assert ("99RADASSIST", "region:chest_radiograph") in coded
+    assert [i.CodingSchemeDesignator for i in ds.CodingSchemeIdentificationSequence] == [
+        "99RADASSIST"]
+    follow = [i for i in _walk(ds.ContentSequence)
+              if _value(i.ConceptNameCodeSequence[0]) == "111053"]
+    assert len(follow) == len(note.follow_up)
+
+
+def test_sr_observation_concepts():
+    from imaging.dicom_out.sr import observation_concept
+
+    def pair(code, header=""):
+        c = observation_concept(code, "label", header)
+        return c.scheme_designator, c.value
+
+    assert pair("modality:CT") == ("DCM", "CT") and pair("modality:MR") == ("DCM", "MR")
+    assert pair("modality:XR", "CR") == ("DCM", "CR")
+    assert pair("modality:XR", "OT") == ("DCM", "RG")  # a wrapped JPEG: generic radiograph
+    assert pair("region:thorax") == ("SCT", "816094009")
+    assert pair("plane:axial") == ("SCT", "62824007")
+    assert pair("finding:edema") == ("SCT", "19242006")
+    assert pair("finding:infiltration") == ("DCM", "112121")
+    for private in ("finding:covid19", "finding:atelectasis", "region:spine_muscles",
+                    "region:reproductive_urinary", "quality:ood"):
+        assert pair(private) == ("99RADASSIST", private)
+
+
+def test_sr_image_library_describes_the_key_image(note_and_analysis, source):
+    note, analysis = note_and_analysis
+    ds = build_sr(note, analysis, [source])
+    names = [i.ConceptNameCodeSequence[0].CodeValue for i in ds.ContentSequence]
+    # TID 1500: procedure reported, then the Image Library, then the measurements
+    assert names.index("121058") < names.index("111028") < names.index("126010")
+    library = ds.ContentSequence[names.index("111028")]
+    (group,) = library.ContentSequence
+    (entry,) = [i for i in group.ContentSequence if i.ValueType == "IMAGE"]
+    assert entry.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    descriptors = {i.ConceptNameCodeSequence[0].CodeMeaning for i in entry.ContentSequence}
+    assert {"Modality", "Pixel Data Rows", "Slice Thickness"} <= descriptors  # CT: TID 1604
+
+
+def test_sr_image_library_without_geometry_keeps_common_descriptors(note_and_analysis,
+                                                                    source):
+    from imaging.dicom_out.sr import image_library
+
+    bare = source.copy()
+    del bare.PixelSpacing  # TID 1604 needs it: the entry keeps the TID 1602 descriptors
+    library = image_library([bare])
+    entry = library.ContentSequence[0].ContentSequence[-1]
+    descriptors = {i.ConceptNameCodeSequence[0].CodeMeaning for i in entry.ContentSequence}
+    assert "Modality" in descriptors and "Slice Thickness" not in descriptors
+    assert "ContentSequence" not in image_library([])
+
+
+def test_sr_content_is_the_same_bytes_twice(note_and_analysis, source):
+    from pydicom.filebase import DicomBytesIO
+
+    note, analysis = note_and_analysis
+
+    def content() -> bytes:
+        ds = build_sr(note, analysis, [source])
+        out = pydicom.Dataset()
+        out.SpecificCharacterSet = ds.SpecificCharacterSet
+        out.ContentSequence = ds.ContentSequence
+        buf = DicomBytesIO()
+        buf.is_little_endian, buf.is_implicit_VR = True, False
+        pydicom.filewriter.write_dataset(buf, out)
+        return buf.getvalue()
+
+    assert content() == content()
+
+
+def test_sc_laterality(note_and_analysis, source):
+    from imaging.dicom_out.sc import laterality
+
+    note, analysis = note_and_analysis
+    ref = source.copy()
+    assert laterality(None) == ""
+    ref.BodyPartExamined = "KNEE"
+    assert laterality(ref) == ""  # paired, side unknown: present and empty
+    ref.ImageLaterality = "R"
+    assert laterality(ref) == "R"
+    ref.Laterality = "L"
+    assert laterality(ref) == "L"
+    del ref.Laterality, ref.ImageLaterality
+    ref.BodyPartExamined = "HEAD"
+    assert laterality(ref) is None  # unpaired: left out
+    sc = build_sc(note, analysis, ref)
+    assert "Laterality" not in sc and sc.BodyPartExamined == "HEAD"
+    assert build_sc(note, analysis, None).Laterality == ""
