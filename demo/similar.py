@@ -39,11 +39,17 @@ def case_image(case: TeachingCase | None, size: int = 320) -> np.ndarray | None:
         return None
 
 
+def _percent(probability: float | None) -> str:
+    """A calibrated probability as a percentage; a bundle without calibration has none."""
+    return "not calibrated" if probability is None else f"{probability:.0%}"
+
+
 def differential_choices(state: ViewerState, lang: str = "en") -> list[tuple[str, str]]:
     note = state.note
     items = getattr(note, "differential", ()) or ()
     return [
-        (f"{i + 1}. {item.names.get(_lang(lang))} ({item.likelihood:.0%})", item.diagnosis_id)
+        (f"{i + 1}. {item.names.get(_lang(lang))} ({_percent(item.likelihood)})",
+         item.diagnosis_id)
         for i, item in enumerate(items)
     ]
 
@@ -54,7 +60,7 @@ def evidence_markdown(state: ViewerState, item_id: str | None, lang: str = "en")
                  if d.diagnosis_id == item_id), None)
     if item is None:
         return ""
-    lines = [f"**{item.names.get(lang)}** — {item.band}, {item.likelihood:.0%}"]
+    lines = [f"**{item.names.get(lang)}** — {item.band}, {_percent(item.likelihood)}"]
     if item.supporting:
         lines.append("Supporting: " + "; ".join(t.get(lang) for t in item.supporting))
     if item.against:

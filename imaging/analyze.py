@@ -7,10 +7,11 @@ spaced slices, window them as a reader would (the header window unless it satura
 image), run the network once on the batch, aggregate slice probabilities to the series
 (mean for modality, region and plane; max for findings, naming the slices that drive
 them), and combine them with what the header already says (modality, BodyPartExamined,
-the plane of ImageOrientationPatient). Quality comes before anything clinical: an
-unsupported modality, a blank image, a colour photograph, a test object (phantom) or an
-embedding far from every training image is out of distribution and gets no region, plane
-or finding statements.
+the plane of ImageOrientationPatient). CT and MR series also get the bundle's CT/MR finding
+heads (`model.findings_ctmr`), max-pooled over slices with their driving slices. Quality
+comes before anything clinical: an unsupported modality, a blank image, a colour
+photograph, a test object (phantom) or an embedding far from every training image is out of
+distribution and gets no region, plane or finding statements.
 
 The clinical context never changes the pixels' analysis; it is accepted for the composer.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import types
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -173,10 +175,28 @@ def content_slices(arr: np.ndarray) -> np.ndarray:
     return np.arange(keep[0], keep[-1] + 1) if len(keep) else np.arange(n)
 
 
-def analyze_stack(model, stack: ImageStack, context: SeriesHeader | None = None
-                  ) -> SeriesAnalysis:
-    context = context or SeriesHeader()
-    header = (stack.modality or "").upper()
+@dataclass(frozen=True)
+class PreparedStack:
+    """A stack's analysed slices windowed as a reader sees them, before any model runs.
+
+    Split from `interpret` so that an evaluation can batch many stacks through the network
+    and still read every one with the code a real study goes through.
+    """
+
+    stack: ImageStack
+    n_images: int
+    idx: np.ndarray  # stack indices of the analysed slices
+    units: tuple[np.ndarray, ...]  # windowed [0, 1] slices, one per idx
+    chromas: tuple[float, ...]
+    stds: tuple[float, ...]
+    warnings: tuple[str, ...]
+
+    def batch(self) -> torch.Tensor:
+        return torch.stack([to_input(u) for u in self.units])
+
+
+def prepare_stack(stack: ImageStack) -> PreparedStack:
+    """Skip empty edge slices, choose at most MAX_SLICES, window each as a reader would."""
     arr = np.asarray(stack.array)
     if arr.ndim in (2,) or (arr.ndim == 3 and arr.shape[-1] == 3 and stack.photometric == "RGB"):
         arr = arr[None]
@@ -201,8 +221,27 @@ def analyze_stack(model, stack: ImageStack, context: SeriesHeader | None = None
     if refused:
         warnings.append(f"header_window_saturates: the header window turns {refused} of "
                         f"{len(idx)} analysed slices white; the 0.5-99.5 % window was used")
-    batch = torch.stack([to_input(u) for u in units])
-    pred = model.predict(batch)
+    return PreparedStack(stack, n_images, idx, tuple(units), tuple(chromas), tuple(stds),
+                         tuple(warnings))
+
+
+def analyze_stack(model, stack: ImageStack, context: SeriesHeader | None = None
+                  ) -> SeriesAnalysis:
+    prepared = prepare_stack(stack)
+    batch = prepared.batch()
+    return interpret(model, prepared, model.predict(batch), context, batch)
+
+
+def interpret(model, prepared: PreparedStack, pred, context: SeriesHeader | None = None,
+              batch: torch.Tensor | None = None) -> SeriesAnalysis:
+    """The series' observations from the network's per-slice outputs `pred` (see module
+    docstring); `batch` is needed only for GradCAM of radiograph findings."""
+    context = context or SeriesHeader()
+    stack = prepared.stack
+    header = (stack.modality or "").upper()
+    n_images, idx, units = prepared.n_images, prepared.idx, prepared.units
+    chromas, stds = prepared.chromas, prepared.stds
+    warnings = list(prepared.warnings)
 
     # quality first: say nothing clinical about what we were not trained for
     reasons = []
@@ -269,6 +308,7 @@ def analyze_stack(model, stack: ImageStack, context: SeriesHeader | None = None
                 observations.append(Observation(
                     f"plane:{PLANES[k]}", "plane", PLANES[k].capitalize(),
                     round(float(plane_p[k]), 6), _driving(idx, pred.plane[:, k])))
+            observations.extend(_ctmr_findings(model, pred, idx))
         else:
             finding_p = pred.findings.max(axis=0)
             for k in np.argsort(-finding_p, kind="stable"):
@@ -280,7 +320,7 @@ def analyze_stack(model, stack: ImageStack, context: SeriesHeader | None = None
             key_pos = int(np.argmax(pred.findings[:, top]))
             for k in np.flatnonzero(finding_p >= FINDING_REPORT_THRESHOLD):
                 pos = int(np.argmax(pred.findings[:, k]))
-                if pos != key_pos:
+                if pos != key_pos or batch is None:
                     continue  # saliency is aligned with the key image only
                 cam = model.gradcam(batch[pos:pos + 1], int(k))
                 saliency.append(Saliency(f"finding:{FINDINGS[k]}", int(idx[pos]), "gradcam",
@@ -326,6 +366,27 @@ def _with_header(p_image: np.ndarray, header: str) -> np.ndarray:
     weights[MODALITIES.index(expected)] = HEADER_LIKELIHOOD_RATIO
     post = p_image * weights
     return post / max(float(post.sum()), 1e-12)
+
+
+def _ctmr_findings(model, pred, idx: np.ndarray) -> list[Observation]:
+    """The bundle's CT/MR finding heads on each slice's trunk features, max-pooled over the
+    slices like the radiograph findings; the driving slices are the saliency, and each
+    observation carries the threshold (chosen on train folds) at which it counts."""
+    from imaging.model.findings_ctmr import LABELS, load_heads
+
+    heads = load_heads(getattr(model, "weights_dir", None))
+    features = getattr(pred, "features", None)
+    if heads is None or features is None or not len(heads.names):
+        return []
+    per_slice = heads.probabilities(features)
+    series_p = per_slice.max(axis=0)
+    out = []
+    for k in np.argsort(-series_p, kind="stable"):
+        name = heads.names[k]
+        out.append(Observation(f"finding:{name}", "finding", LABELS.get(name, name),
+                               round(float(series_p[k]), 6), _driving(idx, per_slice[:, k]),
+                               round(float(heads.thresholds[k]), 6)))
+    return out
 
 
 def _finding_label(name: str) -> str:

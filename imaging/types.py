@@ -35,6 +35,8 @@ class Observation:
     label: str
     probability: float
     slices: tuple[int, ...] = ()  # stack indices that drive it (empty for one image)
+    # findings: the probability at or above which it counts as present (None: 0.5)
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,9 @@ def test_note_has_five_sections_in_both_languages(res):
     assert "finding:pneumonia" in top.supporting_codes
     assert top.saliency is not None and top.saliency.zone.en == "upper left zone"
     assert top.knowledge_entry_id == "pneumonia"
-    assert abs(sum(d.likelihood for d in note.differential) - 1.0) < 1e-3
+    # no calibration in these resources: no number is passed off as a probability
+    assert all(d.likelihood is None and d.band == "uncalibrated" for d in note.differential)
+    assert "not calibrated" in md_en and "relative likelihood" not in md_en
 
 
 def test_follow_up_cites_guideline_and_lists_rules_that_did_not_apply(res):
@@ -207,3 +209,80 @@ def test_atypical_image_is_diagnosed_with_a_caution_in_both_languages(res):
     assert "95% 的验证图像" in md_zh and "差异较大" in md_zh
     typical_md = to_markdown(typical, "en")
     assert "less typical" not in typical_md and "atypical" not in typical_md
+
+
+def _calibration():
+    from imaging.ddx.calibration import Calibration, IsotonicMap, Rate
+
+    return Calibration(
+        maps={"history": IsotonicMap((-8.0, -2.0, 0.0), (0.01, 0.2, 0.8)),
+              "no_history": IsotonicMap((-8.0, 0.0), (0.0, 0.25))},
+        hit_at_5={"XR|history": Rate(0.61, 0.52, 0.7, 80),
+                  "all|no_history": Rate(0.2, 0.1, 0.3, 67)},
+        image_similarity_threshold=0.4)
+
+
+def test_calibrated_items_carry_probabilities_and_the_measured_hit_rate(res):
+    from dataclasses import replace
+
+    from imaging.ddx.calibration import calibration_feature
+    from imaging.notes.compose import rank_for
+
+    calibrated = replace(res, calibration=_calibration())
+    ctx = ClinicalContext(age=60, history="fever, cough")
+    note = compose(chest_radiograph_analysis(), ctx, resources=calibrated)
+    p = [d.likelihood for d in note.differential]
+    assert all(0.0 <= x <= 1.0 for x in p) and p == sorted(p, reverse=True)
+    assert [d.band for d in note.differential] == [band(x) for x in p]
+    # the number is the map applied to the item's log-softmax over every entry
+    ranked = rank_for(chest_radiograph_analysis(), ctx, calibrated)
+    expected = _calibration().probabilities(
+        calibration_feature(np.array([s.score for s in ranked]))[:1], True)[0]
+    assert p[0] == round(float(expected), 4)
+    md = to_markdown(note, "en")
+    assert "probability" in md and "among the top 5 in 61% of cases" in md
+    assert "rests on the image findings" in md and "pneumonia pattern 0.80)" in md
+    assert "前 5 项的比例为 61%" in to_markdown(note, "zh")
+
+
+def test_calibration_file_round_trips_and_is_optional(tmp_path):
+    from imaging.ddx.calibration import CALIBRATION_FILE, Calibration, load_calibration
+
+    cal = _calibration()
+    assert Calibration.from_json(json.loads(json.dumps(cal.to_json()))) == cal
+    assert load_calibration(tmp_path) is None
+    (tmp_path / CALIBRATION_FILE).parent.mkdir(parents=True)
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps(cal.to_json()))
+    assert load_calibration(tmp_path).hit_rate("MR", False).value == 0.2  # falls back to all
+    with pytest.raises(ValueError):
+        Calibration.from_json({"maps": {"history": {"x": [0], "y": [0]}}})
+
+
+def _with_finding(analysis, probability: float, threshold: float = 0.6):
+    from dataclasses import replace
+
+    from imaging.types import Observation
+
+    s = analysis.series[0]
+    finding = Observation("finding:mass", "finding", "Mass", probability, (3, 4), threshold)
+    return replace(analysis, series=(replace(s, observations=s.observations + (finding,)),))
+
+
+def test_ct_mr_finding_heads_gate_the_differential_at_their_own_threshold(res):
+    below = compose(_with_finding(mr_head_analysis(), 0.45), ClinicalContext(age=70),
+                    resources=res)
+    assert below.differential == ()
+    line = next(s for s in below.sections if s.key == "differential").lines[0].en
+    assert "detects only the findings listed" in line and "0.45 of 0.60" in line
+    above = compose(_with_finding(mr_head_analysis(), 0.65), ClinicalContext(age=70),
+                    resources=replace_calibration(res))
+    assert above.differential  # image evidence at its validated threshold: a list
+    assert all(d.band == "indeterminate" for d in above.differential)  # no history: <= 0.25
+    assert "rests on the image findings at their thresholds (mass 0.65)" in to_markdown(
+        above, "en")
+
+
+def replace_calibration(res):
+    from dataclasses import replace
+
+    return replace(res, calibration=_calibration())

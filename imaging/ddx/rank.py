@@ -19,8 +19,11 @@ MedPix *train* split with a leave-one-out library, never on validation):
   diagnosis matches the entry (see `matcher.py`), plus a small prior for diagnoses frequent
   in the library.
 
-The score is turned into a relative likelihood by a softmax over the entries. Everything is
-deterministic: ties break by entry id.
+The score is turned into a probability that the item is the diagnosis by the bundle's
+calibration (`calibration.py`, isotonic maps fitted on train cases). The image term is named
+as evidence ("image resembles its typical features") only when the cosine reaches the
+similarity threshold measured on validation (`resembles_threshold`); below it the image is
+not claimed to resemble anything. Everything is deterministic: ties break by entry id.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ class StudyEvidence:
     region_probs: dict[str, float]
     observations: dict[str, tuple[float, str]]  # code -> (probability, English label)
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # finding code -> the probability at which it counts as present (0.5 when absent)
+    thresholds: dict[str, float] = field(default_factory=dict)
 
     @property
     def knowledge_region_fit(self) -> dict[str, float]:
@@ -86,6 +91,7 @@ def study_evidence(analysis: Analysis) -> StudyEvidence:
     series = [s for s in analysis.series if not s.out_of_distribution]
     region_probs: dict[str, float] = {}
     observations: dict[str, tuple[float, str]] = {}
+    thresholds: dict[str, float] = {}
     embeddings = []
     modality = None
     for s in series:
@@ -98,6 +104,8 @@ def study_evidence(analysis: Analysis) -> StudyEvidence:
             prev = observations.get(o.code)
             if prev is None or o.probability > prev[0]:
                 observations[o.code] = (o.probability, o.label)
+            if o.threshold is not None:
+                thresholds[o.code] = o.threshold
         if s.embedding is not None:
             embeddings.append(np.asarray(s.embedding, dtype=np.float32).ravel())
     if series:
@@ -111,7 +119,7 @@ def study_evidence(analysis: Analysis) -> StudyEvidence:
     if embeddings:
         mean = np.mean(np.stack(embeddings), axis=0)
         embedding = mean / max(float(np.linalg.norm(mean)), 1e-8)
-    return StudyEvidence(modality, region_probs, observations, embedding)
+    return StudyEvidence(modality, region_probs, observations, embedding, thresholds)
 
 
 @dataclass(frozen=True)
@@ -181,6 +189,7 @@ def rank(
     history_embedding: np.ndarray | None = None,
     n_evidence: int = 10,
     terms_out: dict[str, np.ndarray] | None = None,
+    resembles_threshold: float | None = None,
 ) -> list[Scored]:
     """All entries, best first; evidence sentences for the first `n_evidence` only.
 
@@ -228,7 +237,7 @@ def rank(
         for code in e.supported_by:
             if code.startswith("finding:") and code in evidence.observations:
                 p, label = evidence.observations[code]
-                terms["finding"][i] += p - 0.5
+                terms["finding"][i] += p - evidence.thresholds.get(code, 0.5)
                 finding_terms[i].append((code, p, label))
 
     # clinical history
@@ -277,8 +286,8 @@ def rank(
     rounded = np.round(score, 9)
     order = sorted(range(n), key=lambda i: (-rounded[i], entries[i].id))
     image_top = set()
-    if image_cos is not None:
-        image_top = set(np.argsort(-image_cos, kind="stable")[: max(10, n // 10)].tolist())
+    if image_cos is not None and resembles_threshold is not None:
+        image_top = set(np.flatnonzero(image_cos >= resembles_threshold).tolist())
     tfidf_top = set(np.argsort(-tfidf, kind="stable")[:10].tolist()) if history else set()
 
     out = []
@@ -308,10 +317,11 @@ def rank(
                     a_codes.append(f"modality:{modality}")
             for code, p, label_en in finding_terms[i]:
                 text = observation_label(code, label_en)
-                if p >= 0.5:
+                cut = evidence.thresholds.get(code, 0.5)
+                if p >= cut:
                     support.append(tt("ev.finding", label=text, probability=p))
                     s_codes.append(code)
-                elif p < 0.3:
+                elif p < 0.6 * cut:
                     against.append(tt("ev.finding_low", label=text, probability=p))
                     a_codes.append(code)
             if i in tfidf_top and tfidf[i] > 0.1:
@@ -339,13 +349,3 @@ def rank(
 
 def _sex_words(sex: str) -> tuple[str, str]:
     return ("female", "女性") if sex == "F" else ("male", "男性")
-
-
-def likelihoods(scored: list[Scored], k: int, temperature: float = 1.0) -> list[float]:
-    """Softmax of the top-k scores: relative shares among the listed items (sum to 1)."""
-    top = np.array([s.score for s in scored[:k]], dtype=np.float64) / temperature
-    if top.size == 0:
-        return []
-    p = np.exp(top - top.max())
-    p /= p.sum()
-    return [round(float(x), 4) for x in p]

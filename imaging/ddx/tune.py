@@ -27,20 +27,23 @@ from .knowledge_view import load_view
 FACTORS = (0.0, 0.25, 0.5, 0.7, 1.4, 2.0, 4.0)
 
 
-def case_terms(data_dir: Path, model, split: str, library: CaseLibrary, predictions: dict,
-               view, leave_out: bool) -> list:
-    from ..evaluation.ddx import _case_contexts, _evidence
+def case_terms(data_dir: Path, model, split: str, library: CaseLibrary, view,
+               leave_out: bool) -> list:
+    """Per case, the unweighted terms with and without history, and which entries match.
+    Each case's evidence is `analyze`'s own reading of its images (`case_analyses`)."""
+    from ..evaluation.medpix_study import case_analyses, case_contexts
 
-    contexts = _case_contexts(data_dir, split)
+    contexts = case_contexts(data_dir, split)
+    cases = read_medpix(data_dir, (split,))
+    analyses = case_analyses(model, cases, data_dir, progress=True)
     rows = []
-    for case in read_medpix(data_dir, (split,)):
+    for case in cases:
         target = np.zeros(len(view.entries), bool)
         target[list(R.name_index(view).matching(case.diagnosis))] = True
         if not target.any():
             rows.append(None)
             continue
-        evidence = _evidence(predictions[case.case_id], model,
-                             cross_sectional=bool(set(case.modalities) & {"CT", "MR"}))
+        evidence = R.study_evidence(analyses[case.case_id])
         age, sex = contexts.get(case.case_id, (None, None))
         exclude = (case.case_id,) if leave_out else ()
         per_context = {}
@@ -97,7 +100,7 @@ def coordinate_ascent(rows: list, start: np.ndarray, sweeps: int = 3) -> np.ndar
 
 
 def main() -> int:
-    from ..evaluation.ddx import _predictor
+    from ..evaluation.ddx import library_for
     from ..model import get_model
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -105,15 +108,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     model, view = get_model(), load_view()
-    predict = _predictor(model)
-    train = read_medpix(args.data, ("train",))
-    predictions = {c.case_id: predict(list(c.image_paths)) for c in train}
-    embeddings = []
-    for c in train:
-        mean = predictions[c.case_id].embedding.mean(axis=0)
-        embeddings.append(mean / max(float(np.linalg.norm(mean)), 1e-8))
-    library = CaseLibrary(train, np.stack(embeddings).astype(np.float32), str(model.version))
-    rows = case_terms(args.data, model, "train", library, predictions, view, leave_out=True)
+    library = library_for(args.data, model, progress=True)
+    rows = case_terms(args.data, model, "train", library, view, leave_out=True)
     start = np.array([getattr(R.DEFAULT_WEIGHTS, t) for t in R.TERMS])
     tuned = coordinate_ascent(rows, start)
     result = {

@@ -85,7 +85,9 @@ def overlay_rgb(series: SeriesAnalysis, note: Note) -> np.ndarray:
     draw.rectangle([0, 0, out.width, banner], fill=(0, 0, 0))
     draw.text((size // 3, size // 4), AI_DRAFT, fill=(255, 255, 0), font=font)
     if note.differential:
-        bottom = f"1. {note.differential[0].names.en} ({note.differential[0].likelihood:.2f})"
+        first = note.differential[0]
+        number = "not calibrated" if first.likelihood is None else f"p {first.likelihood:.2f}"
+        bottom = f"1. {first.names.en} ({number})"
     elif note.out_of_distribution:
         bottom = "Out of distribution: not diagnosed"
     else:

@@ -245,8 +245,10 @@ def build_sr(
         texts.append(f"Study: {note.summary.en}")
     texts.extend(caveats(note))
     for rank, item in enumerate(note.differential, start=1):
-        texts.append(f"{DDX_NAME} {rank}: {item.names.en} (relative likelihood "
-                     f"{item.likelihood:.2f}; knowledge entry {item.diagnosis_id})")
+        number = ("not calibrated" if item.likelihood is None
+                  else f"probability {item.likelihood:.2f}, {item.band}")
+        texts.append(f"{DDX_NAME} {rank}: {item.names.en} ({number}; knowledge entry "
+                     f"{item.diagnosis_id})")
     for f in note.follow_up:
         texts.append(f"{FOLLOW_UP_NAME}: {f.protocol.en} ({f.modality}), {f.timing.en}; "
                      f"urgency {f.urgency}; source: {f.citation}")

@@ -1,18 +1,23 @@
 """Differential-diagnosis evaluation on MedPix cases (`radassist evaluate --task ddx`).
 
-For each case of the evaluated split, all of its images go through the model (the same
-per-image heads and embeddings `analyze` pools per series), are pooled per case, and the
-knowledge base is ranked exactly as the note ranks it (`imaging.ddx.rank`), with the
+For each case of the evaluated split, every image goes through `analyze`'s own code as a
+one-slice series (`medpix_study.case_analyses`: windowing, quality / phantom checks, header
+priors, CT/MR finding heads), the case's `Analysis` is pooled by `ddx.rank.study_evidence`
+as the note pools it, and the knowledge base is ranked exactly as the note ranks it, with the
 teaching-case library built from `library_dir`'s *train* split (never the evaluated split;
 when the two coincide each case is left out of its own neighbours).
 
-Metrics (each `{"value", "ci95", "n"}`, percentile bootstrap over cases):
+Metrics (each `{"value", "ci95", "n"}`, percentile bootstrap over cases, never images):
 - `medpix.ddx_hit@1/@5/@10`: the case's `Case Diagnosis` matches one of our top-k items
   (`imaging.ddx.matcher`: an item's name or a knowledge-base synonym), with the clinical
   history as context; `..._no_history` without it. Age and sex (image metadata) are given in
   both.
 - `medpix.ddx_overlap`: share of the case's human `Differential Diagnosis` items that one of
   our top-10 items matches (cases without a human list are left out).
+- `medpix.ddx_ece_top5` / `..._no_history`: 10-bin ECE of the calibrated probability of the
+  top-5 items (`ddx.calibration`, fitted on train) against whether each is the diagnosis;
+  `medpix.ddx_p_top1...`: mean calibrated probability of the first item beside its hit rate.
+- `medpix.ddx_hit@5_<CT|MR>[_no_history]`: the hit rate per modality (the note quotes these).
 - baselines, same cases, same matcher: `region_frequent` — the library's most frequent
   diagnoses among cases of the predicted region; `nearest_case` — the diagnosis of the single
   nearest library case (by image and history; by image only for `_no_history`).
@@ -33,9 +38,11 @@ from ..cases.deid import scrub
 from ..cases.library import CaseLibrary, CaseRecord, build, read_medpix
 from ..ddx import matcher
 from ..ddx import rank as ddx_rank
+from ..ddx.calibration import Calibration, calibration_feature, expected_calibration_error
 from ..ddx.knowledge_view import KnowledgeView, load_view
 from ..ddx.text_space import cache_dir, model_key
 from ..types import ClinicalContext
+from .medpix_study import case_analyses, case_contexts
 from .metrics import with_ci
 
 KS = (1, 5, 10)
@@ -53,59 +60,23 @@ def _predictor(model) -> Callable[[list[Path]], object]:
     return predict
 
 
-def _evidence(prediction, model, cross_sectional: bool = True) -> ddx_rank.StudyEvidence:
-    """Pool a case's per-image predictions the way `analyze` pools a series: a CT/MR header
-    rules out the chest-radiograph region, and radiograph findings are read only on
-    radiographs (MedPix cases are CT/MR)."""
-    from ..model.loaded import HEAD_LABELS
-
-    regions = list(HEAD_LABELS["region"])
-    region_p = np.array(prediction.region, dtype=np.float64)
-    if cross_sectional and "chest_radiograph" in regions:
-        region_p[:, regions.index("chest_radiograph")] = 0.0
-        region_p /= np.maximum(region_p.sum(axis=1, keepdims=True), 1e-12)
-    region = region_p.mean(axis=0)
-    modality = prediction.modality.mean(axis=0)
-    emb = prediction.embedding.mean(axis=0)
-    emb = emb / max(float(np.linalg.norm(emb)), 1e-8)
-    observations = {}
-    if not cross_sectional:
-        findings = prediction.findings.max(axis=0)
-        observations = {f"finding:{name}": (float(p), name)
-                        for name, p in zip(HEAD_LABELS["findings"], findings, strict=True)}
-    return ddx_rank.StudyEvidence(
-        modality=HEAD_LABELS["modality"][int(np.argmax(modality))],
-        region_probs={r: float(p) for r, p in zip(regions, region, strict=True)},
-        observations=observations, embedding=emb.astype(np.float32))
-
-
 def library_for(library_dir: Path, model, progress: bool = False) -> CaseLibrary:
     """The train-split library of `library_dir`, built once per model version and data."""
     manifest = Path(library_dir) / "medpix" / "cases.json"
     key = hashlib.sha1(manifest.read_bytes()).hexdigest()[:12] if manifest.is_file() else "none"
     path = cache_dir() / f"library_train_{key}_{model_key(model)}.sqlite"
     if not path.is_file():
-        predict = _predictor(model)
+        from .medpix_study import image_embeddings
+
+        train = read_medpix(Path(library_dir), ("train",))
+        embed = image_embeddings(model, train, Path(library_dir), progress=progress)
         build(Path(library_dir), path, splits=("train",),
-              embed=lambda paths: predict(paths).embedding, model_version=str(model.version),
-              progress=progress)
+              embed=lambda paths: np.stack([embed[Path(p).stem] for p in paths]),
+              model_version=str(model.version), progress=progress)
     return CaseLibrary.load(path)
 
 
-def _case_contexts(data_dir: Path, split: str) -> dict[str, tuple[int | None, str | None]]:
-    """Age and sex per case from the image descriptions (what a DICOM header would carry)."""
-    out: dict[str, tuple[int | None, str | None]] = {}
-    for d in json.loads((Path(data_dir) / "medpix" / "descriptions.json").read_text()):
-        desc = d.get("Description") or {}
-        age = None
-        try:
-            age = int(float(str(desc.get("Age")).strip()))
-        except (TypeError, ValueError):
-            pass
-        sex = {"male": "M", "female": "F"}.get(str(desc.get("Sex") or "").strip().lower())
-        prev = out.get(d["U_id"], (None, None))
-        out[d["U_id"]] = (prev[0] if prev[0] is not None else age, prev[1] or sex)
-    return out
+_case_contexts = case_contexts
 
 
 def _hits(diagnosis: str, names_ranked: list[tuple[str, ...]]) -> dict[int, int]:
@@ -139,6 +110,7 @@ def evaluate_ddx(
     data_dir: str | Path, split: str, library_dir: str | Path | None,
     predictions_fh: IO[str] | None = None, *, model=None, view: KnowledgeView | None = None,
     weights: ddx_rank.Weights = ddx_rank.DEFAULT_WEIGHTS, progress: bool = True,
+    calibration: Calibration | None = None,
 ) -> dict:
     """The metrics in the module docstring, as a flat dict keyed like the model metrics."""
     data_dir = Path(data_dir)
@@ -151,8 +123,12 @@ def evaluate_ddx(
     library = library_for(library_dir, model, progress=progress)
     same_data = library_dir.resolve() == data_dir.resolve()
     cases: list[CaseRecord] = read_medpix(data_dir, (split,))
-    contexts = _case_contexts(data_dir, split)
-    predict = _predictor(model)
+    contexts = case_contexts(data_dir, split)
+    analyses = case_analyses(model, cases, data_dir, progress=progress)
+    if calibration is None:
+        from ..ddx.calibration import load_calibration
+
+        calibration = load_calibration(getattr(model, "weights_dir", None))
 
     region_lists: dict[str | None, list[str]] = {}
     counts: dict[str | None, Counter] = {}
@@ -164,6 +140,8 @@ def evaluate_ddx(
                                 sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:10]]
 
     rows: dict[str, list[float]] = {}
+    # per situation: (case index, calibrated probability, hit) of every top-5 item
+    top5: dict[str, list[tuple[int, float, int]]] = {"": [], "_no_history": []}
 
     def add(key: str, value: float) -> None:
         rows.setdefault(key, []).append(value)
@@ -172,10 +150,8 @@ def evaluate_ddx(
     if progress:
         from tqdm import tqdm
         iterator = tqdm(cases, desc=f"ddx {split}", unit="case")
-    for case in iterator:
-        prediction = predict(list(case.image_paths))
-        evidence = _evidence(prediction, model, cross_sectional=bool(
-            set(case.modalities) & {"CT", "MR"}))
+    for case_no, case in enumerate(iterator):
+        evidence = ddx_rank.study_evidence(analyses[case.case_id])
         age, sex = contexts.get(case.case_id, (None, None))
         history = scrub(case.history)
         exclude = (case.case_id,) if same_data else ()
@@ -184,8 +160,18 @@ def evaluate_ddx(
                             ("_no_history", ClinicalContext(age=age, sex=sex))):
             ranked = rank_case(evidence, ctx, view, model, library, exclude, weights)
             names = [s.entry.all_names for s in ranked[:10]]
-            for k, hit in _hits(case.diagnosis, names).items():
+            hits = _hits(case.diagnosis, names)
+            for k, hit in hits.items():
                 add(f"medpix.ddx_hit@{k}{suffix}", hit)
+            add(f"medpix.ddx_hit@5_{evidence.modality}{suffix}", hits[5])
+            if calibration is not None:
+                p = calibration.probabilities(
+                    calibration_feature(np.array([s.score for s in ranked]))[:5],
+                    bool(ctx.history.strip()))
+                for s_item, p_item in zip(ranked[:5], p, strict=True):
+                    top5[suffix].append((case_no, float(p_item), int(matcher.matches(
+                        case.diagnosis, s_item.entry.all_names))))
+                add(f"medpix.ddx_p_top1{suffix}", float(p[0]))
             nearest = library.search(evidence.embedding, ctx.history or None, k=1,
                                      exclude=exclude)
             hit = int(bool(nearest) and matcher.matches(case.diagnosis, [nearest[0].diagnosis]))
@@ -207,7 +193,35 @@ def evaluate_ddx(
 
     metrics = {key: with_ci(np.mean, np.asarray(values, dtype=np.float64))
                for key, values in sorted(rows.items())}
+    for suffix, items in top5.items():
+        if items:
+            metrics[f"medpix.ddx_ece_top5{suffix}"] = ece_by_case(items)
     metrics["medpix.ddx_n_cases"] = len(cases)
     metrics["medpix.ddx_knowledge_entries"] = len(view.entries)
     metrics["medpix.ddx_library_cases"] = len(library)
     return metrics
+
+
+def ece_by_case(items: list[tuple[int, float, int]], seed: int = 0) -> dict:
+    """Top-5 ECE of (case, probability, hit) rows with a 95% interval that resamples cases
+    (`scipy.stats.bootstrap` over case indices: a case's five items stay together)."""
+    from scipy.stats import bootstrap
+
+    case = np.array([c for c, _, _ in items])
+    p = np.array([q for _, q, _ in items])
+    hit = np.array([h for _, _, h in items])
+    ids = np.unique(case)
+    rows_of = {c: np.flatnonzero(case == c) for c in ids}
+
+    def stat(sample: np.ndarray) -> float:
+        idx = np.concatenate([rows_of[int(c)] for c in sample])
+        return expected_calibration_error(p[idx], hit[idx])
+
+    value = expected_calibration_error(p, hit)
+    if len(ids) < 2:
+        return {"value": round(value, 4), "ci95": [None, None], "n": int(len(ids))}
+    res = bootstrap((ids,), stat, vectorized=False, n_resamples=1000, method="percentile",
+                    random_state=np.random.default_rng(seed))
+    low, high = res.confidence_interval
+    return {"value": round(value, 4), "ci95": [round(float(low), 4), round(float(high), 4)],
+            "n": int(len(ids))}

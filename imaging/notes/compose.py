@@ -5,9 +5,10 @@ tower and the case library): no clock, no randomness, no dict-order dependence, 
 input gives the same note byte for byte (tested across processes). Every sentence is built
 from `strings.py` or knowledge-base text, in both languages.
 
-Uncertainty bands for calibrated observation probabilities: "likely" at 0.70 or more,
-"possible" from 0.30 to below 0.70, "indeterminate" below 0.30 — the same cut-offs shown
-to the reader in the note itself.
+Uncertainty bands for calibrated probabilities (observations, and differential items'
+calibrated probability of being the diagnosis): "likely" at 0.70 or more, "possible" from
+0.30 to below 0.70, "indeterminate" below 0.30 — the same cut-offs shown to the reader in
+the note itself.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..ddx import rank as ddx_rank
+from ..ddx.calibration import Calibration, calibration_feature, load_calibration
 from ..ddx.knowledge_view import KnowledgeView, load_view
 from ..types import Analysis, ClinicalContext, Saliency, SeriesAnalysis
 from .note import (
@@ -67,6 +69,8 @@ class Resources:
     model: object | None = None  # has encode_text(list[str]) and .version, or None
     library: object | None = None  # imaging.cases.CaseLibrary or None
     weights: ddx_rank.Weights | None = None  # None: the tuned defaults
+    # P(item is the diagnosis) and the measured hit rates; None: items are not calibrated
+    calibration: Calibration | None = None
 
     @property
     def ranking_weights(self) -> ddx_rank.Weights:
@@ -86,7 +90,9 @@ def _default_model():
 def default_resources() -> Resources:
     from ..cases.store import default_library
 
-    return Resources(view=load_view(), model=_default_model(), library=default_library())
+    model = _default_model()
+    return Resources(view=load_view(), model=model, library=default_library(),
+                     calibration=load_calibration(getattr(model, "weights_dir", None)))
 
 
 # --- saliency -------------------------------------------------------------------------------
@@ -278,9 +284,14 @@ def compose(
     else:
         ranked = rank_for(analysis, context, res)
         shown = ranked[:MAX_ITEMS]
-        shares = ddx_rank.likelihoods(shown, len(shown), res.ranking_weights.temperature)
+        has_history = bool(context.history.strip())
+        probabilities: list[float | None] = [None] * len(shown)
+        if res.calibration is not None:
+            features = calibration_feature(np.array([s.score for s in ranked]))[:len(shown)]
+            probabilities = [_r(p) for p in res.calibration.probabilities(features, has_history)]
         key_series = max(usable, key=lambda s: (s.n_images, s.series_instance_uid))
-        for rank_no, (scored, share) in enumerate(zip(shown, shares, strict=True), start=1):
+        for rank_no, (scored, share) in enumerate(zip(shown, probabilities, strict=True),
+                                                  start=1):
             entry = scored.entry
             sal = _saliency_for(key_series, scored.supporting_codes)
             sal_ref = None
@@ -295,7 +306,7 @@ def compose(
                 for other in shown if other.entry.id in names)
             item = DifferentialItem(
                 diagnosis_id=entry.id, names=Text(entry.name_en, entry.name_zh),
-                likelihood=_r(share), band=band(share),
+                likelihood=share, band=band(share) if share is not None else "uncalibrated",
                 supporting=scored.supporting, against=scored.against,
                 supporting_codes=scored.supporting_codes, against_codes=scored.against_codes,
                 saliency=sal_ref, similar_cases=scored.similar_cases,
@@ -305,7 +316,8 @@ def compose(
             item_lines = _item_lines(rank_no, item, analysis)
             ddx_lines.extend(item_lines)
             ddx_levels.extend([0] + [1] * (len(item_lines) - 1))
-        ddx_lines.append(t("ddx.how"))
+        ddx_lines.extend(_trust_lines(res.calibration, ddx_rank.study_evidence(analysis),
+                                      has_history))
     ddx_levels.extend([0] * (len(ddx_lines) - len(ddx_levels)))
 
     # 4. follow-up
@@ -358,31 +370,63 @@ def compose(
         title=t("title"), series=series_items(analysis), summary=summary)
 
 
+def _trust_lines(calibration: Calibration | None, evidence: ddx_rank.StudyEvidence,
+                 has_history: bool) -> list[Text]:
+    """What the list rests on, what its numbers mean and how often such a list was right."""
+    findings = [(code, p, label) for code, (p, label) in evidence.observations.items()
+                if code.startswith("finding:") and p >= evidence.thresholds.get(code, 0.5)]
+    if findings:
+        items = [tt("ddx.finding_p", label=observation_label(code, label), probability=p)
+                 for code, p, label in sorted(findings, key=lambda f: (-f[1], f[0]))]
+        lines = [tt("ddx.basis_findings", items=Text(", ".join(i.en for i in items),
+                                                    "，".join(i.zh for i in items)))]
+    else:
+        lines = [t("ddx.basis_history")]
+    if calibration is None:
+        lines.append(t("ddx.how_uncalibrated"))
+        return lines
+    lines.append(t("ddx.how"))
+    rate = calibration.hit_rate(evidence.modality, has_history)
+    if rate is not None:
+        lines.append(tt("ddx.hit_rate", modality=evidence.modality or "?",
+                        situation=t("ddx.with_history" if has_history else "ddx.without_history"),
+                        value=rate.value, low=rate.low, high=rate.high, n=rate.n))
+    return lines
+
+
 def _no_evidence_reason(usable: list[SeriesAnalysis], context: ClinicalContext) -> Text | None:
     """Why the image alone cannot support a differential, or None when something can.
 
     A header that disagrees with the image about the modality flags the study: nothing is
-    ranked on it. Otherwise evidence is a clinical question, or a radiograph finding at or
-    above its reporting threshold. CT and MR have no abnormality heads: the model reads only
-    their modality, region and plane, which name no disease, so without a question no list
-    is offered.
+    ranked on it. Otherwise evidence is a clinical question, or a finding at or above its
+    threshold: 0.5 for the radiograph heads, the threshold chosen on train folds for each
+    CT/MR finding head. Modality, region and plane name no disease, so a CT or MR whose
+    finding heads all stay below threshold (or a bundle without them) gets no list without
+    a question.
     """
     if any(w.startswith("modality_mismatch") for s in usable for w in s.warnings):
         return t("ddx.none_mismatch")
     if context.history.strip():
         return None
     findings = [o for s in usable for o in s.observations if o.kind == "finding"]
-    if any(o.probability >= FINDING_THRESHOLD for o in findings):
+    if any(o.probability >= _threshold(o) for o in findings):
         return None
     if findings:
-        best: dict[str, float] = {}
+        best: dict[str, tuple[float, float]] = {}
         for o in findings:
-            best[o.code] = max(best.get(o.code, 0.0), o.probability)
-        items = [tt("ddx.finding_p", label=observation_label(code, code.split(":")[-1]),
-                    probability=p) for code, p in sorted(best.items(), key=lambda kv: -kv[1])]
-        return tt("ddx.none_no_finding", threshold=FINDING_THRESHOLD,
-                  items=Text(", ".join(i.en for i in items), "，".join(i.zh for i in items)))
+            if o.probability >= best.get(o.code, (-1.0, 0.0))[0]:
+                best[o.code] = (o.probability, _threshold(o))
+        items = [tt("ddx.finding_p_of", label=observation_label(code, code.split(":")[-1]),
+                    probability=p, threshold=cut)
+                 for code, (p, cut) in sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))]
+        key = ("ddx.none_no_finding_ctmr" if all(s.header_modality in ("CT", "MR")
+                                                 for s in usable) else "ddx.none_no_finding")
+        return tt(key, items=Text(", ".join(i.en for i in items), "，".join(i.zh for i in items)))
     return t("ddx.none_cross_sectional")
+
+
+def _threshold(o) -> float:
+    return o.threshold if o.threshold is not None else FINDING_THRESHOLD
 
 
 def rank_for(analysis: Analysis, context: ClinicalContext, res: Resources) -> list[ddx_rank.Scored]:
@@ -407,8 +451,12 @@ def rank_for(analysis: Analysis, context: ClinicalContext, res: Resources) -> li
 
 
 def _item_lines(rank_no: int, item: DifferentialItem, analysis: Analysis) -> list[Text]:
-    lines = [tt("ddx.item", rank=rank_no, name=item.names, likelihood=item.likelihood,
-                band=t(f"band.{item.band}"))]
+    if item.likelihood is None:
+        lines = [tt("ddx.item_uncalibrated", rank=rank_no, name=item.names,
+                    score=item.score)]
+    else:
+        lines = [tt("ddx.item", rank=rank_no, name=item.names, likelihood=item.likelihood,
+                    band=t(f"band.{item.band}"))]
     if item.supporting:
         lines.append(_join("ddx.supporting", item.supporting))
     if item.against:

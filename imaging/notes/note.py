@@ -49,7 +49,8 @@ class SaliencyRef:
 class DifferentialItem:
     diagnosis_id: str  # = the knowledge entry id
     names: Text
-    likelihood: float  # relative share among the listed items
+    # calibrated P(item is the diagnosis); None when the bundle has no calibration
+    likelihood: float | None
     band: str
     supporting: tuple[Text, ...]
     against: tuple[Text, ...]

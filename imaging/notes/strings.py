@@ -83,13 +83,16 @@ STRINGS: dict[str, tuple[str, str]] = {
     "band.likely": ("likely", "可能性大"),
     "band.possible": ("possible", "可能"),
     "band.indeterminate": ("indeterminate", "不确定"),
+    "band.uncalibrated": ("not calibrated", "未校准"),
     "obs.bands": (
         "Bands: likely \u2265 0.70, possible 0.30\u20130.70, indeterminate below 0.30 "
         "(calibrated probabilities).",
         "分级：可能性大 \u2265 0.70，可能 0.30\u20130.70，不确定 < 0.30（已校准概率）。"),
     # section 3
-    "ddx.item": ("{rank}. {name} \u2014 relative likelihood {likelihood:.2f} ({band})",
-                 "{rank}. {name} \u2014 相对可能性 {likelihood:.2f}（{band}）"),
+    "ddx.item": ("{rank}. {name} \u2014 probability {likelihood:.2f} ({band})",
+                 "{rank}. {name} \u2014 概率 {likelihood:.2f}（{band}）"),
+    "ddx.item_uncalibrated": ("{rank}. {name} \u2014 rank score {score:.2f} (not calibrated)",
+                              "{rank}. {name} \u2014 排序分数 {score:.2f}（未校准）"),
     "ddx.supporting": ("Supporting: {items}", "支持：{items}"),
     "ddx.against": ("Against: {items}", "不支持：{items}"),
     "ddx.region": ("Model attention: {region} of the key image (series {series}, image {slice}).",
@@ -107,14 +110,23 @@ STRINGS: dict[str, tuple[str, str]] = {
         "且未提供临床问题，仅凭图像无法支持鉴别诊断。"),
     "ddx.none_no_finding": (
         "No differential is offered: no finding among those the model detects reaches its "
-        "threshold {threshold:.2f} ({items}), and no clinical question was given.",
-        "不提供鉴别诊断：模型可检测的所见均未达到阈值 {threshold:.2f}（{items}），"
-        "且未提供临床问题。"),
+        "threshold ({items}), and no clinical question was given, so the image alone cannot "
+        "support one.",
+        "不提供鉴别诊断：模型可检测的所见均未达到其阈值（{items}），且未提供临床问题，"
+        "仅凭图像无法支持鉴别诊断。"),
+    "ddx.none_no_finding_ctmr": (
+        "No differential is offered: on CT and MR the model detects only the findings listed "
+        "here, and none reaches its threshold ({items}); it detects no other abnormality, and "
+        "no clinical question was given, so the image alone cannot support one.",
+        "不提供鉴别诊断：在 CT 和磁共振上模型仅能检测此处所列所见，且均未达到其阈值（{items}）；"
+        "模型不检测其他异常，且未提供临床问题，仅凭图像无法支持鉴别诊断。"),
     "ddx.none_mismatch": (
         "No differential is offered: the header and the image disagree about the modality, "
         "so the study is flagged for a human check first.",
         "不提供鉴别诊断：头文件与图像本身对检查方式的判断不一致，需先由人工核对。"),
     "ddx.finding_p": ("{label} {probability:.2f}", "{label} {probability:.2f}"),
+    "ddx.finding_p_of": ("{label} {probability:.2f} of {threshold:.2f}",
+                         "{label} {probability:.2f}/{threshold:.2f}"),
     "ddx.ask_history": (
         "Add the clinical question (the viewer's clinical-history box, or --history) to rank "
         "diagnoses against it.",
@@ -122,11 +134,31 @@ STRINGS: dict[str, tuple[str, str]] = {
     "ddx.none_kb": ("No differential is offered: the knowledge base is empty.",
                     "不提供鉴别诊断：知识库为空。"),
     "ddx.how": (
-        "Ranked by image\u2013text similarity to each diagnosis' typical features, region and "
-        "modality fit, the clinical context and similar teaching cases; likelihoods are relative "
-        "shares among the listed items, not calibrated probabilities.",
-        "排序依据：图像与各诊断典型表现文本的相似度、部位与检查方式的符合度、临床信息及相似教学病例；"
-        "可能性为所列各项之间的相对比例，并非校准概率。"),
+        "Each number is the probability that the item is the diagnosis, calibrated on training "
+        "teaching cases ranked the same way; bands as for the observations.",
+        "每项数字为该项即为最终诊断的概率，已在以相同方式排序的训练教学病例上校准；分级同观察所见。"),
+    "ddx.how_uncalibrated": (
+        "No calibration is available for this model: the rank scores order the items and are "
+        "not probabilities.",
+        "此模型无可用校准：排序分数仅用于排序，并非概率。"),
+    "ddx.basis_history": (
+        "The image shows no finding the model detects; this list rests on the clinical "
+        "question, the region and modality the model reads, age and sex, and similar teaching "
+        "cases \u2014 not on an abnormality seen in the image.",
+        "图像中没有模型可检测的所见；本列表依据临床问题、模型识别的部位和检查方式、年龄和性别"
+        "以及相似教学病例，而非图像中所见的异常。"),
+    "ddx.basis_findings": (
+        "This list rests on the image findings at their thresholds ({items}), the region and "
+        "modality, the clinical context and similar teaching cases.",
+        "本列表依据达到阈值的图像所见（{items}）、部位和检查方式、临床信息及相似教学病例。"),
+    "ddx.hit_rate": (
+        "How far to trust it: on validation cases ({modality}, {situation}) the diagnosis was "
+        "among the top 5 in {value:.0%} of cases (95% CI {low:.0%}\u2013{high:.0%}, "
+        "n = {n}).",
+        "可信程度：在验证病例中（{modality}，{situation}），正确诊断位于前 5 项的比例为 "
+        "{value:.0%}（95% CI {low:.0%}\u2013{high:.0%}，n = {n}）。"),
+    "ddx.with_history": ("with a clinical question", "有临床问题"),
+    "ddx.without_history": ("without a clinical question", "无临床问题"),
     # evidence phrases
     "ev.region": ("region fits ({region})", "部位符合（{region}）"),
     "ev.region_no": ("region does not fit ({region})", "部位不符（{region}）"),
@@ -224,6 +256,18 @@ OBSERVATION_LABELS: dict[str, tuple[str, str]] = {
     "finding:nodule": ("nodule", "结节"),
     "finding:mass": ("mass", "肿块"),
     "finding:pneumothorax": ("pneumothorax", "气胸"),
+    "finding:enhancement": ("enhancement", "强化"),
+    "finding:oedema": ("oedema", "水肿"),
+    "finding:cyst": ("cyst", "囊肿"),
+    "finding:calcification": ("calcification", "钙化"),
+    "finding:haemorrhage": ("haemorrhage", "出血"),
+    "finding:fracture": ("fracture", "骨折"),
+    "finding:infarct": ("infarct", "梗死"),
+    "finding:hydrocephalus": ("hydrocephalus", "脑积水"),
+    "finding:dilatation": ("dilatation", "扩张"),
+    "finding:wall_thickening": ("wall thickening", "壁增厚"),
+    "finding:free_fluid": ("fluid", "积液"),
+    "finding:mass_effect": ("mass effect", "占位效应"),
     "quality:ood": ("out of distribution", "超出适用范围"),
     "quality:in_distribution": ("in distribution", "在适用范围内"),
 }
