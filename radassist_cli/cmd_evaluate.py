@@ -1,4 +1,5 @@
-"""`radassist evaluate --data DIR --split val|test --out metrics.json`: model vs baselines."""
+"""`radassist evaluate --data DIR --split val|test [--train-data DIR] --out metrics.json`:
+the model and its baselines (fitted on --train-data's train split) on one split."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ def register(subparsers) -> None:
     p.add_argument("--split", default="val", help="split to evaluate (val, test, ...)")
     p.add_argument("--library", type=Path, default=None,
                    help="case library data folder for the ddx task (default: --data)")
+    p.add_argument("--train-data", type=Path, default=None,
+                   help="folder whose train split the baselines are fitted on, scored on --split "
+                        "(default: --library, then --data); needed for a test-only folder")
     p.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
     p.add_argument("--predictions", type=Path, default=None, help="JSON lines, one per image")
     p.add_argument("--task", choices=("classify", "ddx", "all"), default="all")
@@ -30,8 +34,9 @@ def register(subparsers) -> None:
 def handle(args: argparse.Namespace) -> int:
     from imaging.evaluation.run import evaluate, markdown_table
 
-    if not args.data.is_dir():
-        raise RadAssistError(str(args.data), "data folder not found", reason="no_data")
+    for folder in (args.data, args.train_data, args.library):
+        if folder is not None and not folder.is_dir():
+            raise RadAssistError(str(folder), "data folder not found", reason="no_data")
     model = None
     if args.task in ("classify", "all"):
         from imaging.model import get_model
@@ -40,7 +45,7 @@ def handle(args: argparse.Namespace) -> int:
     fh = args.predictions.open("w") if args.predictions else None
     try:
         result = evaluate(args.data, args.split, model=model, task=args.task,
-                          library_dir=args.library, predictions_fh=fh,
+                          library_dir=args.library, train_dir=args.train_data, predictions_fh=fh,
                           baselines=not args.no_baselines, limit=args.limit,
                           log=lambda m: print(m, file=sys.stderr))
     except ValueError as exc:

@@ -42,7 +42,8 @@ def test_evaluate_subset_writes_keys_and_predictions(data_dir, weights_dir, tmp_
 
 def test_baselines_marked_unavailable_without_train_split(data_dir, weights_dir,
                                                           tmp_path, monkeypatch):
-    """A sealed-set-like folder (only `test`) still evaluates; baselines are skipped."""
+    """A sealed-set-like folder (only `test`) with no --train-data / --library still evaluates
+    the model; the baselines are skipped, saying how to get them."""
     import csv
 
     monkeypatch.setenv("RADASSIST_CACHE", str(tmp_path / "cache"))
@@ -60,5 +61,5 @@ def test_baselines_marked_unavailable_without_train_split(data_dir, weights_dir,
     assert main(["evaluate", "--data", str(tmp_path / "sealed"), "--split", "test",
                  "--task", "classify", "--out", str(out), "--weights", str(weights_dir)]) == 0
     result = json.loads(out.read_text())
-    assert "skipped" in result["baselines"]
+    assert "--train-data" in result["baselines"]["skipped"]
     assert "nih_cxr14.pneumonia_auroc" in result

@@ -1,14 +1,21 @@
 """`radassist evaluate`: the model and three baselines on one split, with bootstrap CIs.
 
-The model needs only its weights. The baselines need training data: they are fitted on the
-`train` split of the same folder when it exists (majority class, logistic regression on
-32x32 pixels, a linear probe on stock ImageNet EfficientNet-Lite0 features) and marked
-unavailable otherwise (the sealed test set has only `test`).
+The model needs only its weights. The baselines (majority class, logistic regression on 32x32
+pixels, a linear probe on stock ImageNet EfficientNet-Lite0 features) need training data: they
+are fitted on the `train` split of `train_dir` (default: the library folder, then the evaluated
+folder) and scored on the evaluated split in the same run, so a sealed folder that holds only
+`test` still gets them (`--train-data ../shared/data/dev`). Training images of a case or
+patient that is also in the evaluated split are left out of the baselines' training set.
+
+Every metric of the model and of each baseline carries a 95% bootstrap interval over cases
+(MedPix `U_id`) or patients (NIH, COVID), with the same seed, so all predictors are scored on
+the same resamples.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -51,21 +58,28 @@ def region_decision(modality_p: np.ndarray, region_p: np.ndarray) -> np.ndarray:
     return out
 
 
+INTERVALS = (f"95% percentile bootstrap, {M.N_BOOT} resamples of whole cases (MedPix U_id) or "
+             "patients (NIH, COVID), seed 0: the model and every baseline see the same resamples")
+
+
 def score(records: list[ImageRecord], probs: dict, caption_sim: Callable | None) -> dict:
-    """All metrics for one predictor; `probs` holds modality/region/plane/findings arrays."""
+    """All metrics for one predictor; `probs` holds modality/region/plane/findings arrays.
+    Intervals resample the records' groups (case / patient), never single images."""
     out: dict[str, object] = {}
+    group = np.array([f"{r.dataset}:{r.group}" for r in records], dtype=object)
     mp = [i for i, r in enumerate(records) if r.dataset == "medpix"]
     if mp:
         y_mod = np.array([MODALITIES.index(records[i].modality) for i in mp])
-        out["medpix.modality_acc"] = M.accuracy(y_mod, np.argmax(probs["modality"][mp], 1))
+        out["medpix.modality_acc"] = M.accuracy(y_mod, np.argmax(probs["modality"][mp], 1),
+                                                group[mp])
         with_region = [i for i in mp if records[i].region in MEDPIX_REGIONS]
         y_reg = np.array([REGIONS.index(records[i].region) for i in with_region])
         pred_reg = region_decision(probs["modality"][with_region], probs["region"][with_region])
-        out["medpix.region_acc"] = M.accuracy(y_reg, pred_reg)
+        out["medpix.region_acc"] = M.accuracy(y_reg, pred_reg, group[with_region])
         planed = [i for i in mp if records[i].plane is not None]
         out["medpix.plane_acc"] = M.accuracy(
             np.array([PLANES.index(records[i].plane) for i in planed]),
-            np.argmax(probs["plane"][planed], 1))
+            np.argmax(probs["plane"][planed], 1), group[planed])
         excluded: dict[str, int] = {}
         for i in mp:
             if records[i].plane is None:
@@ -78,25 +92,27 @@ def score(records: list[ImageRecord], probs: dict, caption_sim: Callable | None)
             rows = [i for i in mp if records[i].caption]
             sim = caption_sim(rows, captions)
             out["medpix.caption_recall@10"] = M.recall_at_k(
-                sim, np.array([col[records[i].caption] for i in rows]), 10)
+                sim, np.array([col[records[i].caption] for i in rows]), 10, group[rows])
     pneu_i = FINDINGS.index("pneumonia")
     nih = [i for i, r in enumerate(records) if r.dataset == "nih_cxr14"
            and (r.findings.get("pneumonia") == 1 or r.no_finding)]
     if nih:
         y = np.array([records[i].findings["pneumonia"] for i in nih])
         p = probs["findings"][nih, pneu_i]
-        out["nih_cxr14.pneumonia_auroc"] = M.auroc(y, p)
+        g = group[nih]
+        out["nih_cxr14.pneumonia_auroc"] = M.auroc(y, p, g)
         by_view = {}
         for view in sorted({records[i].view for i in nih}):
             sel = np.array([records[i].view == view for i in nih])
-            by_view[view] = M.auroc(y[sel], p[sel])
+            by_view[view] = M.auroc(y[sel], p[sel], g[sel])
         out["nih_cxr14.pneumonia_auroc_by_view"] = by_view
-        out["nih_cxr14.ece"] = M.ece(y, p)
+        out["nih_cxr14.ece"] = M.ece(y, p, g)
         out["nih_cxr14.ece_perfect_calibration"] = M.ece_floor(p)
     cov = [i for i, r in enumerate(records) if r.dataset == "covid_cxr" and r.modality == "XR"]
     if cov:
         y = np.array([records[i].findings.get("covid19", 0) for i in cov])
-        out["covid_cxr.covid_auroc"] = M.auroc(y, probs["findings"][cov, FINDINGS.index("covid19")])
+        out["covid_cxr.covid_auroc"] = M.auroc(
+            y, probs["findings"][cov, FINDINGS.index("covid19")], group[cov])
     return out
 
 
@@ -197,10 +213,16 @@ def _minilm_encoder() -> Callable[[list[str]], np.ndarray]:
 
 
 def evaluate(data_dir: str | Path, split: str, *, model=None, task: str = "all",
-             library_dir: str | Path | None = None, predictions_fh: IO[str] | None = None,
-             baselines: bool = True, limit: int | None = None, log=print) -> dict:
+             library_dir: str | Path | None = None, train_dir: str | Path | None = None,
+             predictions_fh: IO[str] | None = None, baselines: bool = True,
+             limit: int | None = None, log=print) -> dict:
+    """Metrics of `model` on `split` of `data_dir`; the baselines are trained on the `train`
+    split of `train_dir` (default: `library_dir`, then `data_dir`)."""
     data_dir = Path(data_dir)
-    result: dict[str, object] = {"split": split, "data_dir": str(data_dir)}
+    explicit_train_dir = train_dir is not None
+    train_dir = Path(train_dir or library_dir or data_dir)
+    result: dict[str, object] = {"split": split, "data_dir": str(data_dir),
+                                 "intervals": INTERVALS}
     records = load_all(data_dir, [split])
     if limit:
         from imaging.training.train import _take_per_dataset
@@ -209,6 +231,9 @@ def evaluate(data_dir: str | Path, split: str, *, model=None, task: str = "all",
     if task in ("classify", "all"):
         if not records:
             raise ValueError(f"no images in split {split!r} under {data_dir}")
+        if baselines and explicit_train_dir and not load_all(train_dir, ["train"]):
+            raise ValueError(f"no train split in {train_dir} (--train-data): the baselines "
+                             "are fitted on a train split")
         if model is None:
             from imaging.model import get_model
 
@@ -222,8 +247,15 @@ def evaluate(data_dir: str | Path, split: str, *, model=None, task: str = "all",
         result.update(score(records, probs, model_caption_sim))
         if predictions_fh is not None:
             _write_predictions(predictions_fh, records, probs)
-        result["baselines"] = _baselines(data_dir, records, limit) if baselines else \
-            {"skipped": "disabled"}
+        if baselines:
+            result["baselines"] = _baselines(train_dir, records, limit, log)
+            result["baselines_trained_on"] = result["baselines"].pop("trained_on")
+            if "skipped" in result["baselines"]:
+                if explicit_train_dir:  # asked for, so never silently absent
+                    raise ValueError(result["baselines"]["skipped"])
+                log(f"baselines skipped: {result['baselines']['skipped']}")
+        else:
+            result["baselines"] = {"skipped": "disabled (--no-baselines)"}
     if task in ("ddx", "all"):
         try:
             from imaging.evaluation.ddx import evaluate_ddx
@@ -236,16 +268,31 @@ def evaluate(data_dir: str | Path, split: str, *, model=None, task: str = "all",
     return result
 
 
-def _baselines(data_dir: Path, eval_recs: list[ImageRecord], limit: int | None) -> dict:
-    train_recs = load_all(data_dir, ["train"])
+def _baselines(train_dir: Path, eval_recs: list[ImageRecord], limit: int | None,
+               log=print) -> dict:
+    """The three baselines, trained on `train_dir`'s train split and scored on `eval_recs`;
+    `trained_on` says on what (folder, images, cases/patients left out as shared)."""
+    evaluated = {(r.dataset, r.group) for r in eval_recs}
+    train_all = load_all(train_dir, ["train"])
+    train_recs = [r for r in train_all if (r.dataset, r.group) not in evaluated]
+    shared = len(train_all) - len(train_recs)
+    if shared:
+        log(f"baselines: {shared} train images of {train_dir} belong to cases/patients of the "
+            "evaluated split and are left out")
     if limit:
         from imaging.training.train import _take_per_dataset
 
         train_recs = _take_per_dataset(train_recs, limit)
+    trained_on = {"data_dir": str(train_dir), "split": "train", "images": len(train_recs),
+                  "left_out_shared_cases_patients_images": shared}
     if not train_recs:
-        return {"skipped": "no train split in this folder; baselines need training data"}
+        why = (f"no train split in {train_dir} (left out: images of evaluated cases/patients)"
+               if train_all else f"no train split in {train_dir}")
+        return {"skipped": f"{why}; pass --train-data DIR with a train split, e.g. "
+                           "../shared/data/dev", "trained_on": trained_on}
+    log(f"baselines: training on {len(train_recs)} images of {train_dir} (train split)")
     minilm = _minilm_encoder()
-    out: dict[str, object] = {}
+    out: dict[str, object] = {"trained_on": trained_on}
     # majority class of each dataset's own training images (an XR majority over all data
     # would score 0 on MedPix and say nothing)
     majority = _fit_predict_baseline(np.zeros((len(train_recs), 1)), train_recs,
@@ -300,28 +347,69 @@ TABLE_KEYS = ("medpix.modality_acc", "medpix.region_acc", "medpix.plane_acc",
               "covid_cxr.covid_auroc")
 
 
+BASELINES = ("majority", "pixels32_logreg", "effnet_linear_probe")
+_DDX_BASELINE_KEY = re.compile(r"^baselines\.medpix\.ddx_(.+?)_((?:hit@\d+|overlap).*)$")
+
+
+def _is_metric(m) -> bool:
+    return isinstance(m, dict) and "value" in m
+
+
+def _units(m) -> str:
+    """'images / cases' behind a metric: what its interval resamples."""
+    if not _is_metric(m) or not m.get("n"):
+        return ""
+    return f"{m['n']} / {m['groups']}" if "groups" in m else str(m["n"])
+
+
+def _ddx_table(result: dict) -> list[str]:
+    """The differential task: one row a metric, its baselines beside the model (a baseline
+    key `baselines.medpix.ddx_<name>_<metric>` goes in column <name> of `medpix.ddx_<metric>`)."""
+    rows: dict[str, dict[str, object]] = {}
+    names: list[str] = []
+    for key in sorted(result):
+        if not _is_metric(result[key]) or "ddx_" not in key:
+            continue
+        match = _DDX_BASELINE_KEY.match(key)
+        if match:
+            name, metric = match.groups()
+            names += [name] if name not in names else []
+            rows.setdefault(f"medpix.ddx_{metric}", {})[name] = result[key]
+        elif key.startswith("medpix.ddx_"):
+            rows.setdefault(key, {})["model"] = result[key]
+    if not rows:
+        return []
+    cols = ["model", *names]
+    lines = ["", "| differential metric | " + " | ".join(cols) + " | cases |",
+             "|" + "---|" * (len(cols) + 2)]
+    for key, cells in rows.items():
+        unit = next((str(cells[c].get("n", "")) for c in cols if c in cells), "")
+        lines.append(f"| {key} | " + " | ".join(_fmt(cells.get(c)) for c in cols) + f" | {unit} |")
+    return lines
+
+
 def markdown_table(result: dict) -> str:
+    """The model and every baseline side by side, one row a metric, each with its interval."""
     base = result.get("baselines") or {}
-    names = [n for n in ("majority", "pixels32_logreg", "effnet_linear_probe") if n in base]
-    header = "| metric | model | " + " | ".join(names) + " |"
-    lines = [header, "|" + "---|" * (2 + len(names))]
+    names = [n for n in BASELINES if n in base]
+    header = "| metric | model | " + " | ".join(names) + (" | " if names else "") + \
+        "images / cases |"
+    lines = [header, "|" + "---|" * (3 + len(names))]
     for key in TABLE_KEYS:
         if key not in result:
             continue
         cells = [_fmt(result[key])] + [_fmt(base[n].get(key)) for n in names]
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {_units(result[key])} |")
     by_view = result.get("nih_cxr14.pneumonia_auroc_by_view") or {}
     for view, m in by_view.items():
         cells = [_fmt(m)] + [_fmt((base[n].get("nih_cxr14.pneumonia_auroc_by_view") or {})
                                   .get(view)) for n in names]
-        lines.append(f"| nih_cxr14.pneumonia_auroc ({view} only) | " + " | ".join(cells) + " |")
-    ddx = [k for k in sorted(result) if "ddx_" in k and isinstance(result[k], dict)
-           and "value" in result[k]]
-    if ddx:  # the differential task: its own rows, baselines named in the key
-        lines += ["", "| differential metric | value |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(result[k])} |" for k in ddx]
+        lines.append(f"| nih_cxr14.pneumonia_auroc ({view} only) | " + " | ".join(cells)
+                     + f" | {_units(m)} |")
+    lines += _ddx_table(result)
+    lines.append("")
     if "medpix.caption_recall@10" in result:
-        lines.append(f"\ncaption recall@10 chance: {result['medpix.caption_recall@10']['chance']}")
+        lines.append(f"caption recall@10 chance: {result['medpix.caption_recall@10']['chance']}")
     floor = result.get("nih_cxr14.ece_perfect_calibration")
     if isinstance(floor, dict) and "median" in floor:
         lines.append(f"ECE a perfectly calibrated model would show with these probabilities on "
@@ -331,6 +419,15 @@ def markdown_table(result: dict) -> str:
     if "medpix.plane_excluded" in result:
         lines.append(f"plane: {result['medpix.plane_excluded']['count']} images excluded "
                      f"(montage/other/not specified/3D/photograph...)")
+    trained = result.get("baselines_trained_on")
+    if names and isinstance(trained, dict):
+        lines.append(f"baselines trained on the {trained['split']} split of "
+                     f"{trained['data_dir']} ({trained['images']} images), scored on the "
+                     f"{result.get('split')} split of {result.get('data_dir')}")
     if isinstance(base, dict) and "skipped" in base:
         lines.append(f"baselines skipped: {base['skipped']}")
+    if "intervals" in result:
+        lines.append(f"intervals: {result['intervals']}")
+    while lines and lines[-1] == "":
+        lines.pop()
     return "\n".join(lines)
