@@ -40,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--get", action="store_true",
         help="DIMSE: C-GET into the spool instead of C-MOVE to the running bridge",
     )
+    kg = sub.add_parser("keygen", help="write a new spool encryption key ([spool] "
+                        "encryption_key_file)")
+    kg.add_argument("out", help="key file to create (mode 0600; keep it off the spool's disk)")
+    kg.set_defaults(func=_keygen)
     add("failed", "list failed studies, with their last error", _failed)
     rt = add("retry", "try a failed study again (re-send its results, or re-analyse)", _retry)
     rt.add_argument("study", help="Study Instance UID (see `bridge failed`)")
@@ -144,6 +148,24 @@ def _journal(args):
     if not cfg.storage.journal_path.exists():
         raise RadAssistError(str(cfg.storage.journal_path), "no journal yet (never served)")
     return Journal(cfg.storage.journal_path)
+
+
+def _keygen(args) -> int:
+    import os
+
+    from cryptography.fernet import Fernet
+
+    from pacs_bridge.errors import RadAssistError
+
+    try:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise RadAssistError(args.out, "exists; a key is never overwritten",
+                             reason="usage") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(Fernet.generate_key() + b"\n")
+    print(f"wrote {args.out}; set [spool] encryption_key_file to it")
+    return 0
 
 
 def _failed(args) -> int:

@@ -347,3 +347,32 @@ def test_no_patient_data_in_logs_or_spool_metadata(tmp_path):
         for marker in MARKERS:
             assert marker.encode() not in data, f"{marker} found in {path.name}"
     assert uid not in log  # UIDs appear as tags in the log
+
+
+def test_spool_encrypted_at_rest_still_analyses_and_sends(tmp_path, monkeypatch):
+    key = tmp_path / "spool.key"
+    assert cli(["bridge", "keygen", str(key)]) == 0
+    assert cli(["bridge", "keygen", str(key)]) == 2  # never overwritten
+    with run_orthanc(tmp_path / "pacs") as pacs:
+        cfg = write_config(tmp_path / "b", dicom_port=0, destination={
+            "kind": "dimse", "ae_title": pacs.aet, "port": pacs.dicom_port})
+        cfg.write_text(cfg.read_text().replace(
+            "[spool]", f'[spool]\nencryption_key_file = "{key}"', 1))
+        svc = BridgeService(load_config(cfg))
+        svc.start()
+        datasets = make_study(2, seed="sealed")
+        for ds in datasets:
+            ds.PatientName = "SEALED^MARKER"
+        uid = datasets[0].StudyInstanceUID
+        try:
+            assert store(svc.scp.port, datasets) == [0, 0]
+            _wait(lambda: svc.journal.get(uid) and svc.journal.get(uid).state == "sent",
+                  what="delivery from an encrypted spool")
+            files = svc.spool.instance_files(uid) + sorted(svc.spool.result_dir(uid).glob("*"))
+            assert len(files) == 4
+            for path in files:
+                raw = path.read_bytes()
+                assert b"DICM" not in raw and b"SEALED" not in raw
+            assert len(pacs.study_instances(uid)) == 2
+        finally:
+            svc.stop()

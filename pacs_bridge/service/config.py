@@ -51,6 +51,7 @@ class StorageConfig:
     retention_hours: float = 168.0
     max_bytes: int = 0  # 0: no size cap; else the oldest finished studies go first
     audit_path: Path | None = None  # default: <spool>/audit.jsonl
+    key_file: Path | None = None  # a Fernet key: instances and results encrypted at rest
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: str = "config") -> 
         max_bytes=int(r.positive(spool_raw, "max_bytes", "spool", 0.0))
         if spool_raw.get("max_bytes") else 0,
         audit_path=_path(base, audit) if audit else spool_dir / "audit.jsonl",
+        key_file=_opt_path(base, r.str_(spool_raw, "encryption_key_file", "spool", "")),
     )
 
     comp_raw = r.table(raw, "completion")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import gc
+import io
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ from pacs_bridge.service.receive import Receiver, lacks_pixels
 from pacs_bridge.service.routing import Router
 from pacs_bridge.service.scp import StorageScp
 from pacs_bridge.service.sender import make_sender
-from pacs_bridge.service.spool import Spool
+from pacs_bridge.service.spool import Spool, load_key
 from pacs_bridge.service.status_http import StatusServer
 from pacs_bridge.service.watch import Watcher
 from pacs_bridge.service.worker import Worker
@@ -51,7 +52,8 @@ class BridgeService:
     def __init__(self, cfg: BridgeConfig, *, watch: bool = False, loop_interval: float = 0.1):
         self.cfg = cfg
         self.loop_interval = loop_interval
-        self.spool = Spool(cfg.storage.spool_directory)
+        key = load_key(cfg.storage.key_file) if cfg.storage.key_file else None
+        self.spool = Spool(cfg.storage.spool_directory, key=key)
         self._lock_fd: int | None = None
         self.journal = Journal(cfg.storage.journal_path)
         self.audit = AuditLog(cfg.storage.audit_path, source_id=cfg.scp.ae_title)
@@ -119,7 +121,7 @@ class BridgeService:
                 if path.stem in known:
                     continue
                 try:
-                    ds = dcmread(path, stop_before_pixels=True)
+                    ds = dcmread(io.BytesIO(self.spool.read(path)), stop_before_pixels=True)
                     self.journal.note_instance(str(ds.StudyInstanceUID), str(ds.SOPInstanceUID))
                     added += 1
                 except Exception as exc:

@@ -16,6 +16,11 @@ studies/ and fsyncs the folders, batched. After a crash, `recover()` validates e
 written slot (a partial write was never acknowledged and is dropped) and files it.
 When no slot is ready, the write falls back to temporary file + fsync + rename + folder
 fsync. Results are written the same fallback way (few, and off the ack path).
+
+Encryption at rest is an option: with a Fernet key (`cryptography`; AES-128-CBC with an
+HMAC-SHA256, one token per file) every instance and result is sealed before it is written
+and opened when read, so a copied disk or backup holds no readable patient data. Readers
+go through `read()`, never `open()` on a spool path.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+
+from pacs_bridge.errors import RadAssistError
 
 log = logging.getLogger("radassist.bridge.spool")
 
@@ -64,9 +71,35 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+class SpoolCipherError(RadAssistError):
+    """A spooled file that the configured key cannot open (wrong key, or not sealed)."""
+
+    reason = "spool_key"
+
+
+def load_key(path: Path) -> bytes:
+    """A Fernet key from a file (as written by `radassist bridge keygen`)."""
+    try:
+        key = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise SpoolCipherError(str(path), f"cannot read the spool key ({exc.strerror})") from exc
+    try:
+        from cryptography.fernet import Fernet
+
+        Fernet(key)
+    except (ValueError, TypeError) as exc:
+        raise SpoolCipherError(str(path), "not a Fernet key (32 url-safe base64 bytes)") from exc
+    return key
+
+
 class Spool:
-    def __init__(self, root: Path, *, use_slots: bool = True) -> None:
+    def __init__(self, root: Path, *, use_slots: bool = True, key: bytes | None = None) -> None:
         self.root = Path(root)
+        self._cipher = None
+        if key is not None:
+            from cryptography.fernet import Fernet
+
+            self._cipher = Fernet(key)
         self.studies = self.root / "studies"
         self.results = self.root / "results"
         self.slots = self.root / "slots"
@@ -183,6 +216,7 @@ class Spool:
         self._ensure_dir(folder)
         final = folder / f"{safe_name(sop_instance_uid)}.dcm"
         tmp = folder / f"{_TMP_PREFIX}{final.name}.{threading.get_ident()}"
+        data = self._seal(data)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             _write_all(fd, data)
@@ -208,7 +242,7 @@ class Spool:
             if slot is not None:
                 fd = os.open(slot, os.O_WRONLY)
                 try:
-                    _write_all(fd, data)
+                    _write_all(fd, self._seal(data))
                     os.fdatasync(fd)  # data and size; the entry was flushed at creation
                 finally:
                     os.close(fd)
@@ -220,6 +254,29 @@ class Spool:
         buf = io.BytesIO()
         dataset.save_as(buf, enforce_file_format=True)
         return self.write_bytes(self.result_dir(study_uid), dataset.SOPInstanceUID, buf.getvalue())
+
+    # -- sealing ---------------------------------------------------------------------------
+
+    @property
+    def encrypted(self) -> bool:
+        return self._cipher is not None
+
+    def _seal(self, data: bytes) -> bytes:
+        return self._cipher.encrypt(data) if self._cipher is not None else data
+
+    def open_bytes(self, data: bytes, source: str = "spool") -> bytes:
+        """The plain bytes of a spooled file's content (raises `SpoolCipherError`)."""
+        if self._cipher is None:
+            return data
+        from cryptography.fernet import InvalidToken
+
+        try:
+            return self._cipher.decrypt(data)
+        except InvalidToken:
+            raise SpoolCipherError(source, "cannot be opened with the spool key") from None
+
+    def read(self, path: Path) -> bytes:
+        return self.open_bytes(Path(path).read_bytes(), str(path))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -234,7 +291,7 @@ class Spool:
         folder = self.result_dir(study_uid)
         if not folder.is_dir():
             return []
-        return [dcmread(p) for p in sorted(folder.glob("*.dcm"))]
+        return [dcmread(io.BytesIO(self.read(p))) for p in sorted(folder.glob("*.dcm"))]
 
     def clear_results(self, study_uid: str) -> None:
         folder = self.result_dir(study_uid)
@@ -282,7 +339,10 @@ class Spool:
             if slot.stat().st_size == 0:
                 slot.unlink()  # unused; fresh slots are made at start()
                 continue
-            ids = validate(slot.read_bytes())
+            try:
+                ids = validate(self.open_bytes(slot.read_bytes(), str(slot)))
+            except SpoolCipherError:  # a partial token: never acknowledged
+                ids = None
             if ids is None:
                 slot.unlink()
                 counts["partial_slots_removed"] += 1

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pydicom.dataset import Dataset
 
 from pacs_bridge.errors import NetworkError, RadAssistError
-from pacs_bridge.ingest import ingest
+from pacs_bridge.ingest import group, read_instance
 from pacs_bridge.service.audit import SERIOUS_FAILURE, AuditLog, peer, study_object
 from pacs_bridge.service.config import AnalysisConfig
 from pacs_bridge.service.journal import (
@@ -151,16 +151,18 @@ class Worker:
         )
 
     def _load_study(self, uid: str) -> Study:
-        self.spool.flush()  # instances acknowledged a moment ago may still be in their slots
-        result = ingest([self.spool.study_dir(uid)])
-        for study in result.studies:
+        # instance_files() waits until instances acknowledged a moment ago left their slots;
+        # every file is read through the spool, which opens sealed (encrypted) ones
+        instances, unreadable = [], 0
+        for path in self.spool.instance_files(uid):
+            try:
+                instances.append(read_instance(str(path), self.spool.read(path)))
+            except RadAssistError:
+                unreadable += 1
+        if unreadable:
+            log.warning("study %s: %d spooled file(s) unreadable", short_uid(uid), unreadable)
+        for study in group(instances):
             if study.study_instance_uid == uid:
-                if result.rejections:
-                    log.warning(
-                        "study %s: %d spooled file(s) unreadable",
-                        short_uid(uid),
-                        len(result.rejections),
-                    )
                 return study
         raise AnalyzerError(str(self.spool.study_dir(uid)), "no readable instance in the spool")
 
