@@ -8,6 +8,7 @@ start-up so a request never pays for imports or weight loading.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -399,7 +400,7 @@ def build_app(library_dir: str | Path | None = None, weights_dir: str | Path | N
 
 def launch(
     port: int = 7860,
-    auth: tuple[str, str] | None = None,
+    auth: tuple[str, str] | Callable[[str, str], bool] | None = None,
     library_dir: str | Path | None = None,
     host: str = "127.0.0.1",
     prevent_thread_lock: bool = False,

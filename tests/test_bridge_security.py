@@ -376,3 +376,17 @@ def test_spool_encrypted_at_rest_still_analyses_and_sends(tmp_path, monkeypatch)
             assert len(pacs.study_instances(uid)) == 2
         finally:
             svc.stop()
+
+
+def test_viewer_logins_are_audited_without_the_password(tmp_path):
+    from pacs_bridge.service.audit import read_records
+    from radassist_cli.cmd_demo import audited_login
+
+    check = audited_login("reader", "s3cret-pass", tmp_path / "viewer.jsonl")
+    assert check("reader", "s3cret-pass") is True
+    assert check("reader", "guess") is False
+    records = read_records(tmp_path / "viewer.jsonl")
+    assert [r["EventIdentification"]["EventOutcomeIndicator"] for r in records] == [0, 4]
+    assert all(r["EventIdentification"]["radassist_event"] == "user_login" for r in records)
+    text = (tmp_path / "viewer.jsonl").read_text()
+    assert "s3cret-pass" not in text and "guess" not in text
