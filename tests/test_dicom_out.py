@@ -282,3 +282,27 @@ def test_sc_laterality(note_and_analysis, source):
     sc = build_sc(note, analysis, ref)
     assert "Laterality" not in sc and sc.BodyPartExamined == "HEAD"
     assert build_sc(note, analysis, None).Laterality == ""
+
+
+def test_acr_nema_dates_and_times_give_valid_objects(tmp_path, note_and_analysis, source):
+    """fo-dicom's CT-MONO2-16-ankle has StudyTime '11:27:24': highdicom refused it and the
+    study got no SR; the DICOM form is written instead, and an unreadable value empty."""
+    note, analysis = note_and_analysis
+    old = source.copy()
+    old.StudyDate, old.StudyTime, old.PatientBirthDate = "1993.11.22", "11:27:24", "19xx"
+    build_sr(note, analysis, [old]).save_as(tmp_path / "sr.dcm")
+    build_sc(note, analysis, old).save_as(tmp_path / "sc.dcm")
+    for name in ("sr.dcm", "sc.dcm"):
+        ds = pydicom.dcmread(tmp_path / name)
+        assert (ds.StudyDate, ds.StudyTime, ds.PatientBirthDate) == ("19931122", "112724", "")
+
+
+def test_private_scheme_declared_only_when_used(note_and_analysis, source):
+    note, analysis = note_and_analysis
+    assert "CodingSchemeIdentificationSequence" in build_sr(note, analysis, [source])
+    series = dataclasses.replace(analysis.series[0], observations=tuple(
+        o for o in analysis.series[0].observations if o.code == "finding:effusion"))
+    plain = dataclasses.replace(analysis, series=(series,))
+    bare = dataclasses.replace(note, differential=(), follow_up=(), observations=tuple(
+        o for o in note.observations if o.code == "finding:effusion"))
+    assert "CodingSchemeIdentificationSequence" not in build_sr(bare, plain, [source])

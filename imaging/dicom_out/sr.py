@@ -13,8 +13,8 @@ Codes. Standard codes wherever pydicom's offline code dictionary (`pydicom.sr.co
 has the concept, see `STANDARD_CODES`: modality from CID 29 (CT, MR; a radiograph as the
 header's CR or DX, otherwise RG "Radiographic imaging"), body regions and planes from SNOMED
 CT, findings from SNOMED CT or DCM. These stay in the private scheme `99RADASSIST`
-(declared in the Coding Scheme Identification Sequence), because no standard concept with
-the same meaning is in an offline code list we can check:
+(declared in the Coding Scheme Identification Sequence when used), because no standard
+concept with the same meaning is in an offline code list we can check:
 - findings pneumonia, COVID-19 and atelectasis (pydicom's dictionary has no SNOMED CT
   concept for them; "Plate-like atelectasis" is a narrower finding);
 - regions "spine and muscles" and "reproductive and urinary system" (MedPix organ-system
@@ -271,10 +271,21 @@ def build_sr(
         sop_instance_uid=derived_uid(study_uid, analysis.model_version, digest, "sr"),
         instance_number=1, manufacturer=ALGORITHM_NAME, is_complete=True, is_final=False,
         is_verified=False, series_description=f"{ALGORITHM_NAME} AI draft SR",
-        coding_schemes=[CODING_SCHEME],
+        coding_schemes=[CODING_SCHEME] if _uses_scheme(root.ContentSequence) else None,
     )
     sr.SpecificCharacterSet = "ISO_IR 192"
     return sr
+
+
+def _uses_scheme(items, scheme: str = SCHEME) -> bool:
+    """Whether any concept name or value in the content tree is in `scheme`."""
+    for item in items:
+        for keyword in ("ConceptNameCodeSequence", "ConceptCodeSequence"):
+            if any(c.CodingSchemeDesignator == scheme for c in item.get(keyword, [])):
+                return True
+        if _uses_scheme(item.get("ContentSequence", []), scheme):
+            return True
+    return False
 
 
 # Warning codes a reader of the PACS copy must see: the note's own caveats, not its detail.

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
+from pydicom.valuerep import DA, TM
+
 ALGORITHM_NAME = "radassist"
 AI_DRAFT = "AI draft — not reviewed by a physician"
 AI_DRAFT_ZH = "AI 草稿——未经医师审核"
@@ -48,4 +50,18 @@ def with_patient_study_attributes(ds):
     for keyword in DROPPED_STUDY:
         if keyword in copy:
             delattr(copy, keyword)
+    # ACR-NEMA style dates and times ("1993.11.22", "11:27:24"), which highdicom refuses,
+    # in the DICOM form; a value still not DA/TM becomes empty (unknown, as type 2 allows)
+    for keyword, kind, separator in (("StudyDate", DA, "."), ("PatientBirthDate", DA, "."),
+                                     ("StudyTime", TM, ":")):
+        value = str(copy.get(keyword, "") or "").strip()
+        if not value:
+            continue
+        fixed = value.replace(separator, "")
+        try:
+            kind(fixed)
+        except ValueError:
+            fixed = ""
+        if fixed != value:
+            setattr(copy, keyword, fixed)
     return copy
