@@ -21,9 +21,12 @@ def register(subparsers) -> None:
     p.add_argument("--train-data", type=Path, default=None,
                    help="folder whose train split the baselines are fitted on, scored on --split "
                         "(default: --library, then --data); needed for a test-only folder")
-    p.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
+    p.add_argument("--out", type=Path, default=Path("metrics.json"),
+                   help="metrics JSON to write (default metrics.json; a .md table beside it)")
     p.add_argument("--predictions", type=Path, default=None, help="JSON lines, one per image")
-    p.add_argument("--task", choices=("classify", "ddx", "all"), default="all")
+    p.add_argument("--task", choices=("classify", "ddx", "all", "studies"), default="all",
+                   help="studies: DIR holds real study folders and a labels.csv "
+                        "(as dicom/studies in the dev data); scored series by series")
     p.add_argument("--weights", type=Path, default=None, help="weights bundle (default weights/)")
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--limit", type=int, default=None,
@@ -32,6 +35,8 @@ def register(subparsers) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.task == "studies":
+        return _studies(args)
     from imaging.evaluation.run import evaluate, markdown_table
 
     for folder in (args.data, args.train_data, args.library):
@@ -60,3 +65,21 @@ def handle(args: argparse.Namespace) -> int:
     print(table)
     print(f"metrics written to {args.out} (table: {args.out.with_suffix('.md')})")
     return 0
+
+
+def _studies(args: argparse.Namespace) -> int:
+    from imaging.evaluation.studies import as_json, evaluate_studies, studies_table
+
+    if not args.data.is_dir():
+        raise RadAssistError(str(args.data), "data folder not found", reason="no_data")
+    try:
+        result = evaluate_studies(args.data, log=lambda m: print(m, file=sys.stderr))
+    except ValueError as exc:
+        raise RadAssistError(str(args.data), str(exc), reason="evaluation") from exc
+    table = studies_table(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(as_json(result), indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(table + "\n")
+    print(table)
+    print(f"metrics written to {args.out} (table: {args.out.with_suffix('.md')})")
+    return 0 if not result.crashes else 1

@@ -150,3 +150,27 @@ def test_ingest_lists_roles_and_geometry_warnings_without_decoding(studies: Path
     (dti,) = result_json(ingest([studies / "toshiba_mr_dti_head"]))["studies"]
     assert any(w.startswith("four_d: 13 volumes of 40 slices")
                for w in dti["series"][0]["geometry_warnings"])
+
+
+def test_evaluate_studies_cli_runs_on_any_folder_laid_out_like_the_dev_one(studies: Path,
+                                                                          tmp_path: Path,
+                                                                          capsys):
+    require_weights()
+    import csv
+
+    from radassist_cli.main import main
+
+    folder = tmp_path / "other_studies"
+    folder.mkdir()
+    (folder / "qa_phantom").symlink_to(studies / "siemens_mr_epi_phantom")
+    with (studies / "labels.csv").open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["study"] == "siemens_mr_epi_phantom"]
+    with (folder / "labels.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**r, "study": "qa_phantom"} for r in rows)
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--task", "studies", "--data", str(folder), "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| phantom series out of distribution, no region or plane | 4/4 |" in table
+    assert json.loads(out.read_text())["crashes"] == []
