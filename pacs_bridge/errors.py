@@ -49,6 +49,15 @@ class UnsupportedError(IngestError):
     reason = "unsupported"
 
 
+class TooLargeError(IngestError):
+    """Pixel data whose declared size exceeds the configured ceiling (RADASSIST_MAX_PIXEL_BYTES).
+
+    Checked from the header before anything is allocated; see `pacs_bridge.limits`.
+    """
+
+    reason = "too_large"
+
+
 class ArchiveSafetyError(IngestError):
     """A zip that is unsafe to extract (path traversal, too many entries, zip bomb)."""
 
