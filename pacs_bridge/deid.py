@@ -28,6 +28,8 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
+from pacs_bridge.errors import CorruptFileError, RadAssistError
+
 ANNEX_E_EDITION = "2026c"
 # De-identification Method is LO (64 characters a value), so it says what was done in parts.
 METHOD_TEXT = (
@@ -191,9 +193,17 @@ class Deidentifier:
 
     # -- walking
 
-    def _clean(self, source: Dataset, target: Dataset) -> None:
-        for elem in source:
-            tag = int(elem.tag)
+    def _clean(self, source: Dataset, target: Dataset, name: str | None) -> None:
+        """Copy what the profile keeps of `source` into `target`.
+
+        The action is decided from the tag alone, before the value is read: pydicom converts
+        a value only when it is touched, so an element removed by the profile is never
+        converted, and one that must be kept but cannot be read (a broken value, an unknown
+        VR, a sequence that ends early) makes a `CorruptFileError` naming the file and the
+        tag, never an untyped exception or a silently kept value.
+        """
+        for tag in sorted(source.keys()):
+            tag = int(tag)
             if BaseTag(tag).is_private or is_overlay_or_curve(tag):
                 continue
             action = RESOLVE[profile_code(tag)]
@@ -201,11 +211,21 @@ class Deidentifier:
                 action = "D"
             if action == "X":
                 continue
-            new = self._element(elem, action)
+            try:
+                new = self._element(source[tag], action, name)
+            except RadAssistError:
+                raise
+            except Exception as exc:  # values are PHI: the message names the tag only
+                raise CorruptFileError(
+                    name,
+                    f"element {BaseTag(tag)} cannot be read for de-identification "
+                    f"({type(exc).__name__})",
+                    reason="unreadable_element",
+                ) from exc
             if new is not None:
                 target.add(new)
 
-    def _element(self, elem: DataElement, action: str) -> DataElement | None:
+    def _element(self, elem: DataElement, action: str, name: str | None) -> DataElement | None:
         vr = elem.VR
         if action == "Z":
             return DataElement(elem.tag, vr, Sequence() if vr == "SQ" else None)
@@ -218,7 +238,7 @@ class Deidentifier:
             items = []
             for item in elem.value or ():
                 clean = Dataset()
-                self._clean(item, clean)
+                self._clean(item, clean, name)
                 items.append(clean)
             return DataElement(elem.tag, vr, Sequence(items))
         new = DataElement(elem.tag, vr, elem.value)
@@ -240,11 +260,24 @@ class Deidentifier:
         new.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
         return new
 
-    def apply(self, ds: Dataset) -> Dataset:
-        """A new, de-identified dataset; `ds` is left unchanged (pixel data is shared)."""
+    def apply(self, ds: Dataset, source: str | None = None) -> Dataset:
+        """A new, de-identified dataset; `ds` is left unchanged (pixel data is shared).
+
+        Raises `CorruptFileError` (reason "unreadable_element") naming `source` (default: the
+        dataset's file name) when an element the profile keeps cannot be read.
+        """
+        name = source if source is not None else getattr(ds, "filename", None)
+        if not isinstance(name, str | None):
+            name = None
         out = Dataset()
-        self._clean(ds, out)
-        meta = self._file_meta(ds)
+        self._clean(ds, out, name)
+        try:
+            meta = self._file_meta(ds)
+        except Exception as exc:
+            raise CorruptFileError(
+                name, f"file meta cannot be read ({type(exc).__name__})",
+                reason="unreadable_element",
+            ) from exc
         if meta is not None:
             out.file_meta = meta
         try:

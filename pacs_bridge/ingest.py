@@ -38,7 +38,9 @@ from pacs_bridge.errors import (
     IngestError,
     NotDicomError,
     RadAssistError,
+    TooLargeError,
 )
+from pacs_bridge.limits import array_bytes, check_array_size, time_budget
 from pacs_bridge.plain_images import PLAIN_IMAGE_WARNING, is_plain_image, wrap_plain_image
 from pacs_bridge.sop_classes import MEDIA_STORAGE_DIRECTORY, classify, describe
 from pacs_bridge.study import (
@@ -116,7 +118,7 @@ def _last_element_truncated(ds: Dataset) -> str | None:
         last = list(ds.keys())[-1] if len(ds) else None
     if last is None:
         return None
-    raw = ds.get_item(last)
+    raw = ds._dict.get(last)  # the raw element: converting it may raise on a broken value
     if isinstance(raw, RawDataElement) and raw.length != _UNDEFINED_LENGTH:
         value = raw.value
         if value is not None and len(value) < raw.length:
@@ -160,16 +162,44 @@ def expected_pixel_bytes(ds: Dataset) -> int | None:
     return samples_total * ((bits + 7) // 8)
 
 
+def declared_array_bytes(ds: Dataset) -> int | None:
+    """Bytes of the largest array decoding would make (`limits.array_bytes`), or None."""
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    bits = _int(ds, "BitsAllocated")
+    if not rows or not cols or not bits:
+        return None
+    if "FloatPixelData" in ds:
+        bits = 32
+    elif "DoubleFloatPixelData" in ds:
+        bits = 64
+    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    return array_bytes(
+        rows,
+        cols,
+        _int(ds, "NumberOfFrames", 1) or 1,
+        _int(ds, "SamplesPerPixel", 1) or 1,
+        bits,
+        palette=photometric == "PALETTE COLOR",
+    )
+
+
 def check_pixel_length(source: str, ds: Dataset) -> None:
     """Raise `CorruptFileError` (reason "truncated") if native pixel data is too short.
 
     Encapsulated (compressed) pixel data is recognised by its transfer syntax or, for a
     dataset received without file meta, by its undefined length; its frames are only
     checked to be present, since their sizes are unknowable without decoding.
+
+    Either way the declared image must fit the pixel ceiling (`TooLargeError`, reason
+    "too_large"; `pacs_bridge.limits`): checked from the header, before anything is
+    allocated, so a few hostile bytes cannot ask for gigabytes downstream.
     """
     keyword = next((k for k in _PIXEL_KEYWORDS if k in ds), None)
     if keyword is None:
         return
+    declared = declared_array_bytes(ds)
+    if declared is not None:
+        check_array_size(source, declared, TooLargeError)
     elem = ds.get_item(keyword)
     value = elem.value if elem is not None else None
     ts = _transfer_syntax(ds)
@@ -219,6 +249,17 @@ def _read_dicom(source: str, fp: BinaryIO, head: bytes) -> tuple[Dataset, list[I
         raise
     except Exception as exc:  # pydicom raises many kinds on broken structure
         raise CorruptFileError(source, f"unreadable DICOM ({type(exc).__name__}: {exc})") from exc
+    try:
+        return _check_read(source, ds, caught, has_preamble, found)
+    except RadAssistError:
+        raise
+    except Exception as exc:  # a broken value surfaces when an element is converted
+        raise CorruptFileError(source, f"unreadable DICOM ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_read(
+    source: str, ds: Dataset, caught: list, has_preamble: bool, found: list[IngestWarning]
+) -> tuple[Dataset, list[IngestWarning]]:
     for w in caught:
         text = str(w.message)
         if "End of file reached" in text or "delimiter" in text.lower():
@@ -323,14 +364,15 @@ def read_instance(source: str, ds_or_bytes: Dataset | bytes | bytearray | memory
     "truncated" for short pixel data, ...). Plain PNG/JPEG bytes are wrapped as Secondary
     Capture.
     """
-    if isinstance(ds_or_bytes, Dataset):
-        return _make_instance(source, ds_or_bytes, [])
-    data = bytes(ds_or_bytes)
-    head = data[:_HEAD]
-    if is_plain_image(head):
-        return _plain_instance(source, data)
-    ds, found = _read_dicom(source, io.BytesIO(data), head)
-    return _make_instance(source, ds, found)
+    with time_budget(source, "reading"):
+        if isinstance(ds_or_bytes, Dataset):
+            return _make_instance(source, ds_or_bytes, [])
+        data = bytes(ds_or_bytes)
+        head = data[:_HEAD]
+        if is_plain_image(head):
+            return _plain_instance(source, data)
+        ds, found = _read_dicom(source, io.BytesIO(data), head)
+        return _make_instance(source, ds, found)
 
 
 def _plain_instance(source: str, data: bytes, modality: str = "OT") -> Instance:
@@ -492,7 +534,7 @@ class _Run:
 
     def _deidentified(self, inst: Instance) -> Instance:
         """The same instance built from its de-identified dataset (description re-derived)."""
-        ds = self.deidentifier.apply(inst.dataset)
+        ds = self.deidentifier.apply(inst.dataset, source=inst.source)
         found = list(inst.warnings)
         if has_burned_in_annotation(ds):
             found.append(
@@ -555,23 +597,24 @@ class _Run:
                 if is_zip(head):
                     fp.seek(0)
                     return self.read_zip(source, fp)
-                if is_plain_image(head):
+                with time_budget(source, "reading"):  # a zip's members get one each
+                    if is_plain_image(head):
+                        fp.seek(0)
+                        self.add(_plain_instance(source, fp.read(), self.image_modality))
+                        return 0
                     fp.seek(0)
-                    self.add(_plain_instance(source, fp.read(), self.image_modality))
-                    return 0
-                fp.seek(0)
-                try:
-                    ds, found = _read_dicom(source, fp, head)
-                except RadAssistError as exc:
-                    fp.seek(0)
-                    if not dicomdir.looks_like_dicomdir(path.name, fp.read(1024)):
-                        raise
-                    self.unusable_dicomdir(path, f"unreadable: {exc.message}")
-                    return 0
-            if dicomdir.is_dicomdir(ds):
-                self.follow_dicomdir(path, ds)
-                return 0
-            self.add(_make_instance(source, ds, found))
+                    try:
+                        ds, found = _read_dicom(source, fp, head)
+                    except RadAssistError as exc:
+                        fp.seek(0)
+                        if not dicomdir.looks_like_dicomdir(path.name, fp.read(1024)):
+                            raise
+                        self.unusable_dicomdir(path, f"unreadable: {exc.message}")
+                        return 0
+                    if not dicomdir.is_dicomdir(ds):
+                        self.add(_make_instance(source, ds, found))
+                        return 0
+            self.follow_dicomdir(path, ds)
         except RadAssistError as exc:
             self.reject(exc, source)
         except OSError as exc:
@@ -606,27 +649,8 @@ class _Run:
         """Read one zip member; directory files go into `indexes`, checked once at the end."""
         source = member.source
         try:
-            head = member.data[:_HEAD]
-            if is_plain_image(head):
-                self.add(_plain_instance(source, member.data, self.image_modality))
-                return
-            try:
-                ds, found = _read_dicom(source, io.BytesIO(member.data), head)
-            except RadAssistError as exc:
-                if not dicomdir.looks_like_dicomdir(member.name, member.data[:1024]):
-                    raise
-                self.warnings.append(
-                    IngestWarning(
-                        "dicomdir_unreadable",
-                        f"directory file unreadable ({exc.message}); every member is read anyway",
-                        source,
-                    )
-                )
-                return
-            if dicomdir.is_dicomdir(ds):
-                indexes[member.name] = ds
-                return
-            self.add(_make_instance(source, ds, found))
+            with time_budget(source, "reading"):
+                self._read_member(member, indexes)
         except RadAssistError as exc:
             self.reject(exc, source)
         except Exception as exc:
@@ -637,6 +661,30 @@ class _Run:
             self.rejections.append(
                 Rejection(source, "internal", f"unexpected {type(exc).__name__} while reading")
             )
+
+    def _read_member(self, member: ZipMember, indexes: dict[str, Dataset]) -> None:
+        source = member.source
+        head = member.data[:_HEAD]
+        if is_plain_image(head):
+            self.add(_plain_instance(source, member.data, self.image_modality))
+            return
+        try:
+            ds, found = _read_dicom(source, io.BytesIO(member.data), head)
+        except RadAssistError as exc:
+            if not dicomdir.looks_like_dicomdir(member.name, member.data[:1024]):
+                raise
+            self.warnings.append(
+                IngestWarning(
+                    "dicomdir_unreadable",
+                    f"directory file unreadable ({exc.message}); every member is read anyway",
+                    source,
+                )
+            )
+            return
+        if dicomdir.is_dicomdir(ds):
+            indexes[member.name] = ds
+            return
+        self.add(_make_instance(source, ds, found))
 
     def follow_dicomdir(self, path: Path, ds: Dataset) -> None:
         """Queue the files a DICOMDIR (and its lower-level directory files) reference.
@@ -764,16 +812,18 @@ def ingest_bytes(
         if is_zip(head):
             run.read_zip(source, io.BytesIO(data))
         elif is_plain_image(head):
-            run.add(_plain_instance(source, bytes(data), image_modality))
+            with time_budget(source, "reading"):
+                run.add(_plain_instance(source, bytes(data), image_modality))
         else:
-            ds, found = _read_dicom(source, io.BytesIO(data), head)
-            if dicomdir.is_dicomdir(ds):
-                raise NotDicomError(
-                    source,
-                    "a DICOMDIR alone has no images; upload a zip of the whole media",
-                    reason="dicomdir",
-                )
-            run.add(_make_instance(source, ds, found))
+            with time_budget(source, "reading"):
+                ds, found = _read_dicom(source, io.BytesIO(data), head)
+                if dicomdir.is_dicomdir(ds):
+                    raise NotDicomError(
+                        source,
+                        "a DICOMDIR alone has no images; upload a zip of the whole media",
+                        reason="dicomdir",
+                    )
+                run.add(_make_instance(source, ds, found))
     except RadAssistError as exc:
         run.reject(exc, source)
     except Exception as exc:
