@@ -1,14 +1,32 @@
 """Stored pixel values out of a dataset, with every failure turned into a `PixelDataError`.
 
-pydicom chooses the decoder plugin (pylibjpeg, pyjpegls, gdcm, ...) from the transfer syntax;
-this module only normalises the result to a frames-first array and translates the many
+pydicom chooses the decoder plugin (pylibjpeg, pyjpegls, pillow, ...) from the transfer
+syntax; this module normalises the result to a frames-first array and translates the many
 exception types the plugins raise into one typed error that names the file and the reason,
 so that one bad file is reported instead of aborting a study.
+
+Hostile headers are refused before any decoder runs (`check_before_decode`): the declared
+image must fit the pixel ceiling (`pacs_bridge.limits`, reason "too_large"), native data must
+hold the declared bytes, an encapsulated object cannot declare more frames than it has
+fragments, and each frame's codestream header (JPEG / JPEG-LS SOF, JPEG 2000 SIZ) must agree
+with Rows, Columns and SamplesPerPixel. Decoders allocate from the header and write what
+the codestream holds, so these checks are what keeps a 2 KB file from asking for 47 TiB,
+and what keeps a decoder from writing past its buffer.
+
+GDCM aborts the whole process (an uncaught C++ exception) on streams that disagree with
+their header in ways no cheap check foresees, so it never runs in this process: it is the
+last resort, after every other plugin failed, in a forked child with the file's time
+budget as a hard timeout (`_isolated_gdcm`). On the conformance corpus no file needs it.
 """
 
 from __future__ import annotations
 
+import os
+import pickle
+import select
+import signal
 import struct
+import time
 import zlib
 from dataclasses import dataclass
 
@@ -26,7 +44,8 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from pacs_bridge.errors import PixelDataError
+from pacs_bridge.errors import PixelDataError, RadAssistError
+from pacs_bridge.limits import array_bytes, check_array_size, file_seconds, time_budget
 
 DEFLATED_IMAGE_FRAME = UID("1.2.840.10008.1.2.8.1")  # 2024; pydicom 3.0 has no decoder
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # PixelData, FloatPixelData, DoubleFloat...
@@ -39,6 +58,9 @@ TRUNCATED = "truncated_pixel_data"
 BAD_HEADER = "inconsistent_pixel_header"
 UNSUPPORTED_FORMAT = "unsupported_pixel_format"
 DECODE_FAILED = "decode_failed"
+TOO_LARGE = "too_large"
+DECODER_CRASHED = "decoder_crashed"
+TIME_BUDGET = "time_budget"
 
 
 @dataclass(frozen=True)
@@ -69,10 +91,42 @@ def transfer_syntax_of(ds: Dataset) -> UID:
 
 
 def decode(ds: Dataset, source: str) -> Decoded:
-    """Decode all frames once; raise `PixelDataError(source, ..., reason=...)` on any failure."""
+    """Decode all frames once; raise `PixelDataError(source, ..., reason=...)` on any failure.
+
+    Runs within the file's time budget (`pacs_bridge.limits.time_budget`) and after the
+    header checks of `check_before_decode`; any exception from pydicom or a plugin becomes
+    a `PixelDataError` (a header value that cannot even be read: "inconsistent_pixel_header").
+    """
+    with time_budget(source, "decoding"):
+        try:
+            return _decode(ds, source)
+        except RadAssistError:
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except MemoryError as exc:
+            raise PixelDataError(source, "out of memory while decoding", reason=TOO_LARGE) from exc
+        except Exception as exc:
+            raise _translate(exc, source, _safe_syntax(ds)) from exc
+
+
+def _safe_syntax(ds: Dataset) -> UID:
+    try:
+        return transfer_syntax_of(ds)
+    except Exception:  # noqa: BLE001 - only used to word an error message
+        return UID("unknown")
+
+
+def _decode(ds: Dataset, source: str) -> Decoded:
     if not has_pixel_data(ds):
         raise PixelDataError(source, "the object has no pixel data", reason=NO_PIXEL_DATA)
     tsyntax = transfer_syntax_of(ds)
+    if not tsyntax.is_valid:
+        raise PixelDataError(
+            source, f"transfer syntax {str(tsyntax)[:64]!r} is not a valid UID",
+            reason=UNSUPPORTED_SYNTAX,
+        )
+    check_before_decode(ds, source, tsyntax)
     if int(ds.get("BitsAllocated", 0) or 0) == 12 and not tsyntax.is_compressed:
         return _decode_packed12(ds, source, tsyntax)
     if tsyntax == DEFLATED_IMAGE_FRAME or (
@@ -101,13 +155,15 @@ def decode(ds: Dataset, source: str) -> Decoded:
             repaired = _repaired_jpeg(ds, tsyntax, opts)
             if repaired is None:
                 raise
-            arr, meta = decoder.as_array(repaired, validate=True, **opts)
+            arr, meta = _as_array(decoder, repaired, tsyntax, opts)
     except PixelDataError:
         raise
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception as exc:  # plugins raise anything: translate, never leak a traceback
-        raise _translate(exc, source, tsyntax) from exc
+        if "gdcm" not in decoder.available_plugins:
+            raise _translate(exc, source, tsyntax) from exc
+        arr, meta = _isolated_gdcm(decoder, ds, opts, source, tsyntax, exc)
     photometric = str(
         meta.get("photometric_interpretation") or ds.get("PhotometricInterpretation", "")
     )
@@ -116,6 +172,172 @@ def decode(ds: Dataset, source: str) -> Decoded:
     if frames == 1 and arr.ndim == (3 if samples > 1 else 2):
         arr = arr[np.newaxis]
     return Decoded(arr, photometric.strip().upper(), tsyntax)
+
+
+# ---------------------------------------------------------------------------- header checks
+
+_US_MAX = 0xFFFF
+
+
+def _strict_int(ds: Dataset, keyword: str, default: int | None, source: str) -> int:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        if default is None:
+            raise PixelDataError(source, f"{keyword} is missing", reason=BAD_HEADER)
+        return default
+    try:
+        if isinstance(value, list | tuple):
+            value = value[0]
+        return int(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        raise PixelDataError(source, f"{keyword} is not a number", reason=BAD_HEADER) from None
+
+
+def check_before_decode(ds: Dataset, source: str, tsyntax: UID) -> None:
+    """Refuse a header no decoder should be handed; raise `PixelDataError` with the reason.
+
+    Cheap (no pixel is decoded; an encapsulated object's item headers and each frame's first
+    few hundred bytes are read), and run before every decode, whatever the caller checked.
+    """
+    rows = _strict_int(ds, "Rows", None, source)
+    cols = _strict_int(ds, "Columns", None, source)
+    bits = _strict_int(ds, "BitsAllocated", None, source)
+    samples = _strict_int(ds, "SamplesPerPixel", 1, source)
+    frames = _strict_int(ds, "NumberOfFrames", 1, source) or 1
+    if not (0 < rows <= _US_MAX and 0 < cols <= _US_MAX):
+        raise PixelDataError(source, f"image size {rows} x {cols} is impossible", reason=BAD_HEADER)
+    if frames < 0:
+        raise PixelDataError(source, f"NumberOfFrames is {frames}", reason=BAD_HEADER)
+    if samples not in (1, 3, 4) or bits not in (1, 8, 12, 16, 32, 64):
+        raise PixelDataError(
+            source, f"{samples} samples of {bits} bits allocated is not a pixel format",
+            reason=BAD_HEADER,
+        )
+    if 0x7FE00008 in ds._dict:
+        bits = 32
+    elif 0x7FE00009 in ds._dict:
+        bits = 64
+    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    nbytes = array_bytes(rows, cols, frames, samples, bits, palette=photometric == "PALETTE COLOR")
+    check_array_size(source, nbytes, PixelDataError, TOO_LARGE)
+    if str(tsyntax) not in _ENCAPSULATED_CHECKED:
+        return  # native, or a syntax without a decoder (reported as such by `decode`)
+    tag = next(t for t in PIXEL_TAGS if t in ds._dict)
+    elem = ds._dict[tag]
+    value = elem.value
+    if not isinstance(value, bytes | bytearray):
+        return  # not read from bytes: nothing to compare
+    starts, count = _frame_starts(bytes(value), frames)
+    if count == 0:
+        raise PixelDataError(source, "encapsulated pixel data holds no fragments", reason=TRUNCATED)
+    if frames > count:
+        raise PixelDataError(
+            source, f"the header declares {frames:,} frames but the encapsulated pixel data "
+            f"holds {count:,} fragments", reason=BAD_HEADER,
+        )
+    for k, start in enumerate(starts):
+        found = _codestream_size(bytes(value[start:start + 4096]), str(tsyntax))
+        if found is None:
+            continue  # unknown layout: the decoder will say
+        c_rows, c_cols, c_samples, precision = found
+        if (c_rows and c_rows != rows) or c_cols != cols or c_samples != samples or (
+            precision > bits
+        ):
+            raise PixelDataError(
+                source,
+                f"frame {k + 1}'s codestream is {c_rows} x {c_cols}, {c_samples} samples of "
+                f"{precision} bits, but the header says {rows} x {cols}, {samples} samples of "
+                f"{bits} bits allocated",
+                reason=BAD_HEADER,
+            )
+
+
+def _frame_starts(value: bytes, frames: int) -> tuple[list[int], int]:
+    """(where the frames' first fragments start, how many fragments) of encapsulated data.
+
+    Frame boundaries are known when each fragment is one frame or from the Basic Offset
+    Table; otherwise only the first frame's start is returned.
+    """
+    offsets: list[tuple[int, int]] = []  # (value start, length) of each item after the BOT
+    bot: bytes | None = None
+    i, n = 0, len(value)
+    while i + 8 <= n:
+        tag, length = struct.unpack("<LL", value[i:i + 8])
+        if tag == 0xE0DDFFFE:
+            break
+        if tag != 0xE000FFFE or length == 0xFFFFFFFF:
+            break  # the decoders report the broken item
+        if bot is None:
+            bot = value[i + 8:i + 8 + length]
+        else:
+            offsets.append((i + 8, length))
+        i += 8 + length
+    if not offsets:
+        return [], 0
+    if len(offsets) == frames:
+        return [o for o, _ in offsets], len(offsets)
+    first_item = offsets[0][0] - 8
+    if bot and len(bot) // 4 == frames and len(bot) % 4 == 0:
+        by_item = {o - 8 - first_item: o for o, _ in offsets}
+        rel = struct.unpack(f"<{frames}L", bot)
+        if all(r in by_item for r in rel):
+            return [by_item[r] for r in rel], len(offsets)
+    return [offsets[0][0]], len(offsets)
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7}
+_J2K = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.92",
+        "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
+        "1.2.840.10008.1.2.4.203")
+_JPEG = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+         "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81")
+
+_ENCAPSULATED_CHECKED = {*_J2K, *_JPEG, str(RLELossless), str(DEFLATED_IMAGE_FRAME)}
+
+
+def _codestream_size(head: bytes, tsyntax: str) -> tuple[int, int, int, int] | None:
+    """(rows, columns, components, precision) from a frame's codestream header, or None."""
+    if tsyntax in _JPEG:
+        return _jpeg_sof(head)
+    if tsyntax in _J2K:
+        at = head.find(b"\xff\x4f\xff\x51")
+        if at < 0 or at + 42 > len(head):
+            return None
+        xsiz, ysiz, xo, yo = struct.unpack(">LLLL", head[at + 8:at + 24])
+        csiz = struct.unpack(">H", head[at + 40:at + 42])[0]
+        if csiz == 0 or at + 42 + 3 * csiz > len(head):
+            return None
+        precision = max((head[at + 42 + 3 * c] & 0x7F) + 1 for c in range(csiz))
+        return max(ysiz - yo, 0), max(xsiz - xo, 0), csiz, precision
+    return None
+
+
+def _jpeg_sof(head: bytes) -> tuple[int, int, int, int] | None:
+    if head[:2] != b"\xff\xd8":
+        return None
+    i, n = 2, len(head)
+    while i + 4 <= n:
+        if head[i] != 0xFF:
+            return None
+        marker = head[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            i += 2
+            continue
+        if marker == 0xDA:
+            return None
+        length = (head[i + 2] << 8) | head[i + 3]
+        if marker in _SOF:
+            if i + 10 > n:
+                return None
+            precision = head[i + 4]
+            rows = (head[i + 5] << 8) | head[i + 6]
+            cols = (head[i + 7] << 8) | head[i + 8]
+            return rows, cols, head[i + 9], precision
+        i += 2 + length
+    return None
 
 
 # The fastest installed plugin per transfer syntax, measured on the corpus by
@@ -133,13 +355,97 @@ PREFERRED_PLUGIN = {
 
 
 def _as_array(decoder, ds: Dataset, tsyntax: UID, opts: dict):
-    plugin = PREFERRED_PLUGIN.get(str(tsyntax))
-    if plugin and plugin in decoder.available_plugins:
+    """The preferred plugin, then the others in pydicom's order, never GDCM (see above).
+
+    Raises the first plugin's exception when all fail (the most informative one), or
+    `NotImplementedError` when no plugin but GDCM is installed for the syntax.
+    """
+    if decoder.is_native:  # pydicom's own decoder, no plugins
+        return decoder.as_array(ds, validate=True, **opts)
+    preferred = PREFERRED_PLUGIN.get(str(tsyntax))
+    plugins = [p for p in decoder.available_plugins if p != "gdcm"]
+    if preferred in plugins:
+        plugins.remove(preferred)
+        plugins.insert(0, preferred)
+    first: Exception | None = None
+    for plugin in plugins:
         try:
             return decoder.as_array(ds, validate=True, decoding_plugin=plugin, **opts)
-        except Exception:
-            pass  # the default order below tries every plugin and reports all failures
-    return decoder.as_array(ds, validate=True, **opts)
+        except Exception as exc:  # noqa: BLE001 - try the next plugin
+            first = first or exc
+    if first is None:
+        raise NotImplementedError(f"no in-process decoder for {tsyntax.name}")
+    raise first
+
+
+def _isolated_gdcm(decoder, ds: Dataset, opts: dict, source: str, tsyntax: UID,
+                   failure: Exception):
+    """Decode with GDCM in a forked child: an abort or a hang kills the child, not us.
+
+    The child gets the file's time budget (`RADASSIST_FILE_SECONDS`) as a hard timeout and
+    is killed when it runs over; the array comes back pickled through a pipe (its size is
+    bounded by the ceiling checked before). When GDCM fails too, the error of the first
+    in-process plugin is reported, as it was before GDCM was tried.
+    """
+    seconds = file_seconds()
+    seconds = seconds if seconds > 0 else 60.0
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: decode, send, exit without running any parent cleanup
+        code = 0
+        try:
+            os.close(read_fd)
+            try:
+                arr, meta = decoder.as_array(ds, validate=True, decoding_plugin="gdcm", **opts)
+                payload = pickle.dumps(("ok", arr, meta), protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException as exc:  # noqa: BLE001
+                payload = pickle.dumps(("error", f"{type(exc).__name__}: {exc}", None))
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(write_fd, view):]
+        except BaseException:  # noqa: BLE001
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + seconds
+    timed_out = False
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            ready, _, _ = select.select([read_fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(read_fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_fd)
+        if timed_out:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    if timed_out:
+        raise PixelDataError(source, f"GDCM did not finish decoding {tsyntax.name} within "
+                             f"{seconds:g} s (RADASSIST_FILE_SECONDS)", reason=TIME_BUDGET)
+    if os.WIFSIGNALED(status):
+        sig = signal.Signals(os.WTERMSIG(status)).name
+        raise PixelDataError(
+            source, f"cannot decode {tsyntax.name} pixel data: every in-process decoder failed "
+            f"({type(failure).__name__}) and GDCM crashed ({sig}) in its isolated process",
+            reason=DECODER_CRASHED,
+        )
+    try:
+        status_word, arr, meta = pickle.loads(b"".join(chunks))
+    except Exception:  # noqa: BLE001 - the child died mid-write
+        raise _translate(failure, source, tsyntax) from failure
+    if status_word != "ok":
+        raise _translate(failure, source, tsyntax) from failure
+    return arr, meta
 
 
 _SEQUENTIAL_SOF = (0xC0, 0xC1)  # baseline and extended sequential DCT

@@ -13,10 +13,10 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from imaging.types import Window
-from pacs_bridge.errors import PixelDataError
+from pacs_bridge.errors import PixelDataError, RadAssistError
 
 from .colour import palette_to_rgb, ybr_to_rgb
-from .decode import BAD_HEADER, decode
+from .decode import BAD_HEADER, TOO_LARGE, Decoded, decode
 from .luts import invert_monochrome1, rescale_of, to_physical
 from .windows import header_windows
 
@@ -42,9 +42,27 @@ def _source_of(obj: object, source: str | None) -> tuple[Dataset, str]:
 
 
 def decode_frames(obj: object, source: str | None = None) -> Frames:
-    """Like `instance_frames`, but also returns the photometric and header windows."""
+    """Like `instance_frames`, but also returns the photometric and header windows.
+
+    Raises `PixelDataError` only: whatever pydicom raises on a header value it cannot read
+    (a LUT descriptor, a rescale, a window) is translated, naming the file.
+    """
     ds, source = _source_of(obj, source)
     decoded = decode(ds, source)
+    try:
+        return _physical(ds, source, decoded)
+    except RadAssistError:
+        raise
+    except MemoryError as exc:
+        raise PixelDataError(source, "out of memory converting pixels", reason=TOO_LARGE) from exc
+    except Exception as exc:
+        text = " ".join(str(exc).split())[:200]
+        raise PixelDataError(
+            source, f"pixel header unusable ({type(exc).__name__}: {text})", reason=BAD_HEADER
+        ) from exc
+
+
+def _physical(ds: Dataset, source: str, decoded: Decoded) -> Frames:
     stored = decoded.array
     photometric = decoded.photometric
     samples = stored.shape[-1] if stored.ndim == 4 else 1

@@ -28,7 +28,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from imaging.types import ImageStack, Window
-from pacs_bridge.errors import PixelDataError, RadAssistError
+from pacs_bridge.errors import GeometryError, PixelDataError, RadAssistError
 
 from .frames import decode_frames
 from .luts import functional_item
@@ -344,20 +344,25 @@ def series_stacks(series: object) -> tuple[ImageStack, ...]:
     notes: list[str] = []
     first_error: RadAssistError | None = None
     layouts: list[MosaicLayout | None] = []
+    sources: list[str] = []
     for inst in _instances(series):
         try:
             frames = decode_frames(inst)
+            ds = getattr(inst, "dataset", inst)
+            source = str(getattr(inst, "source", None) or getattr(ds, "filename", None) or
+                         "<dataset>")
+            array = frames.array
+            layout = _mosaic(ds, array, source)
+            if layout is not None:
+                array = unpack(array[0], layout)
         except RadAssistError as exc:
             first_error = first_error or exc
             notes.append(f"skipped_instance: {exc}")
             continue
-        ds = getattr(inst, "dataset", inst)
-        array = frames.array
-        layout = mosaic_layout(ds, array.shape) if array.ndim == 3 else None
         if layout is not None:
-            array = unpack(array[0], layout)
             notes.append(f"mosaic: each image holds {len(array)} slices in a {layout.grid}x"
                          f"{layout.grid} grid (Siemens MOSAIC); unpacked into slices")
+        sources.append(source)
         datasets.append(ds)
         sops.append(str(getattr(inst, "sop_instance_uid", "") or ds.get("SOPInstanceUID", "")))
         arrays.append(array)
@@ -368,6 +373,30 @@ def series_stacks(series: object) -> tuple[ImageStack, ...]:
         if first_error is not None:
             raise first_error
         return ()
+    try:
+        return _assemble(series_uid, modality, datasets, sops, arrays, layouts, windows, notes)
+    except RadAssistError:
+        raise
+    except Exception as exc:  # a geometry value pydicom cannot read, or cannot be used
+        text = " ".join(str(exc).split())[:200]
+        raise GeometryError(
+            sources[0] if len(sources) == 1 else (series_uid or sources[0]),
+            f"slice geometry unusable ({type(exc).__name__}: {text})",
+        ) from exc
+
+
+def _mosaic(ds: Dataset, array: np.ndarray, source: str) -> MosaicLayout | None:
+    """The MOSAIC layout of a decoded instance; a header that breaks it is a typed error."""
+    if array.ndim != 3:
+        return None
+    try:
+        return mosaic_layout(ds, array.shape)
+    except Exception as exc:
+        raise PixelDataError(source, f"MOSAIC header unusable ({type(exc).__name__})",
+                             reason="inconsistent_pixel_header") from exc
+
+
+def _assemble(series_uid, modality, datasets, sops, arrays, layouts, windows, notes):
     series_uid = series_uid or str(datasets[0].get("SeriesInstanceUID", ""))
     modality = modality or str(datasets[0].get("Modality", ""))
 
