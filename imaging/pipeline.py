@@ -6,6 +6,8 @@ The PACS bridge service calls only `report_objects`; the CLI and the viewer use
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydicom.dataset import Dataset
 
 from pacs_bridge.study import Study
@@ -44,3 +46,39 @@ def report_objects(study: Study, context: ClinicalContext | None = None) -> tupl
     """analyze -> compose -> (SR, SC); the SC is left out when no series has a key image."""
     analysis, note = analyze_and_compose(study, context)
     return dicom_objects(study, analysis, note)
+
+
+@dataclass(frozen=True)
+class ReportOutputs:
+    """Everything a batch run writes for one study: the note as JSON, the SR (+ SC)."""
+
+    note_json: str
+    objects: tuple[Dataset, ...]
+    model_version: str
+
+
+def report_outputs(study: Study, context: ClinicalContext | None = None) -> ReportOutputs:
+    from .notes import to_json
+
+    analysis, note = analyze_and_compose(study, context)
+    return ReportOutputs(to_json(note), dicom_objects(study, analysis, note),
+                         analysis.model_version)
+
+
+def model_version() -> str:
+    """The version of the weights `report_outputs` uses, read from the bundle (no model load)."""
+    import json
+    import os
+    from pathlib import Path
+
+    # model.loaded.default_weights_dir's rule, without importing torch into the caller
+    weights = Path(os.environ.get("RADASSIST_WEIGHTS") or Path(__file__).parent.parent / "weights")
+    meta = weights / "configs" / "metadata.json"
+    return str(json.loads(meta.read_text(encoding="utf-8")).get("version", "unknown"))
+
+
+def warm_up() -> None:
+    """Load the model (and its TorchScript export) now, e.g. once per batch worker."""
+    from .model import get_model
+
+    get_model()

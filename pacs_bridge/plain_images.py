@@ -38,6 +38,11 @@ def _uid(digest: str, what: str) -> str:
     return generate_uid(entropy_srcs=["radassist plain image", digest, what])
 
 
+def plain_study_uid(data: bytes) -> str:
+    """The Study Instance UID a plain image file becomes, without decoding it."""
+    return _uid(hashlib.sha1(data).hexdigest(), "study")
+
+
 def _to_array(source: str, data: bytes) -> tuple[np.ndarray, str, int]:
     """Pixels, photometric interpretation and bits allocated for the SC object."""
     try:
