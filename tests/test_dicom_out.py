@@ -214,8 +214,12 @@ def test_sr_observation_concepts():
     assert pair("plane:axial") == ("SCT", "62824007")
     assert pair("finding:edema") == ("SCT", "19242006")
     assert pair("finding:infiltration") == ("DCM", "112121")
+    assert pair("finding:effusion", "DX") == ("SCT", "60046008")  # pleural, on a radiograph
+    assert pair("finding:effusion", "MR") == ("SCT", "41699000")  # any effusion on CT/MR
+    assert pair("finding:haemorrhage", "CT") == ("SCT", "50960005")
     for private in ("finding:covid19", "finding:atelectasis", "region:spine_muscles",
-                    "region:reproductive_urinary", "quality:ood"):
+                    "region:reproductive_urinary", "quality:ood", "finding:fracture",
+                    "finding:air"):
         assert pair(private) == ("99RADASSIST", private)
 
 

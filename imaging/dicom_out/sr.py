@@ -12,11 +12,14 @@ UNVERIFIED and says in text that it is an AI draft not reviewed by a physician.
 Codes. Standard codes wherever pydicom's offline code dictionary (`pydicom.sr.codedict`)
 has the concept, see `STANDARD_CODES`: modality from CID 29 (CT, MR; a radiograph as the
 header's CR or DX, otherwise RG "Radiographic imaging"), body regions and planes from SNOMED
-CT, findings from SNOMED CT or DCM. These stay in the private scheme `99RADASSIST`
+CT, findings from SNOMED CT or DCM (an "effusion" on CT/MR is SNOMED CT Effusion, on a
+radiograph Pleural effusion). These stay in the private scheme `99RADASSIST`
 (declared in the Coding Scheme Identification Sequence when used), because no standard
 concept with the same meaning is in an offline code list we can check:
-- findings pneumonia, COVID-19 and atelectasis (pydicom's dictionary has no SNOMED CT
-  concept for them; "Plate-like atelectasis" is a narrower finding);
+- radiograph findings pneumonia, COVID-19 and atelectasis (pydicom's dictionary has no
+  SNOMED CT concept for them; "Plate-like atelectasis" is a narrower finding), and CT/MR
+  findings enhancement, calcification, fracture, infarct, hydrocephalus, wall thickening,
+  fluid, air or gas (SNOMED CT "Air" and "Gas" are the substances) and mass effect;
 - regions "spine and muscles" and "reproductive and urinary system" (MedPix organ-system
   categories spanning several SNOMED CT structures) and "chest radiograph" (the model's
   class for a radiograph of the chest, a view rather than an anatomic site; the thorax
@@ -92,14 +95,25 @@ STANDARD_CODES: dict[str, Code] = {
     "plane:axial": codes.SCT.Transverse,
     "plane:coronal": codes.SCT.Coronal,
     "plane:sagittal": codes.SCT.Sagittal,
+    # radiograph heads (effusion: see CROSS_SECTIONAL_CODES)
     "finding:edema": codes.SCT.PulmonaryEdema,
     "finding:effusion": codes.SCT.PleuralEffusion,
     "finding:infiltration": codes.DCM.Infiltrate,
     "finding:cardiomegaly": codes.SCT.Cardiomegaly,
+    "finding:pneumothorax": codes.SCT.Pneumothorax,
+    # both; then the CT/MR heads (imaging.model.findings_ctmr)
     "finding:nodule": codes.SCT.Nodule,
     "finding:mass": codes.SCT.Mass,
-    "finding:pneumothorax": codes.SCT.Pneumothorax,
+    "finding:oedema": codes.SCT.Edema,
+    "finding:cyst": codes.SCT.Cyst,
+    "finding:haemorrhage": codes.SCT.Hemorrhage,
+    "finding:dilatation": codes.SCT.Dilatation,
+    "finding:stenosis": codes.SCT.Stenosis,
+    "finding:lymphadenopathy": codes.SCT.Lymphadenopathy,
 }
+# On CT/MR the same observation code names a broader finding than on a radiograph: the
+# CT/MR "effusion" head is any effusion (joint, pericardial, pleural...).
+CROSS_SECTIONAL_CODES: dict[str, Code] = {"finding:effusion": codes.SCT.Effusion}
 # The model's "XR" (any radiograph) as the CID 29 code of the header's modality when the
 # header names one, else the generic "Radiographic imaging" (a wrapped PNG/JPEG says OT).
 RADIOGRAPH_CODES: dict[str, Code] = {
@@ -118,6 +132,8 @@ def observation_concept(code: str, label: str, header_modality: str = "") -> Cod
     code when one is known, else the private one (code value = the observation code)."""
     if code == "modality:XR":
         standard = RADIOGRAPH_CODES.get(header_modality, codes.cid29.RadiographicImaging)
+    elif header_modality in ("CT", "MR") and code in CROSS_SECTIONAL_CODES:
+        standard = CROSS_SECTIONAL_CODES[code]
     else:
         standard = STANDARD_CODES.get(code)
     if standard is None:
