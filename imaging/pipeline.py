@@ -19,7 +19,9 @@ from .types import Analysis, ClinicalContext
 def analyze_and_compose(study: Study, context: ClinicalContext | None = None,
                         ) -> tuple[Analysis, Note]:
     from .analyze import analyze  # the model's entry point (imported late: torch)
+    from .header_context import merged
 
+    context = merged(context, study)  # age, sex, reason for the exam from the header
     analysis = analyze(study, context)
     return analysis, compose(analysis, context)
 
