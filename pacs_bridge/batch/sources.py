@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
-from pacs_bridge.errors import IngestError, NetworkError
+from pacs_bridge.errors import IngestError, NetworkError, RadAssistError
 from pacs_bridge.plain_images import is_plain_image, plain_study_uid
 
 log = logging.getLogger("radassist.batch.sources")
@@ -88,29 +88,18 @@ def _walk(root: Path) -> Iterator[Path]:
 
 
 def _dicomdir_files(path: Path) -> list[Path]:
-    """The image files a DICOMDIR references (each checked to exist)."""
+    """The files a DICOMDIR references, vendor lower-level directory files followed (as
+    ingest follows them); references to files not on this media are logged, once."""
+    from pacs_bridge import dicomdir
+
     try:
-        ds = dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError) as exc:
-        raise IngestError(str(path), f"not a DICOMDIR ({exc})", reason="dicomdir") from exc
-    if "DirectoryRecordSequence" not in ds:
-        raise IngestError(str(path), "a single file that is not a DICOMDIR; give its folder",
-                          reason="dicomdir")
-    root = path.parent
-    files, missing = [], 0
-    for rec in ds.DirectoryRecordSequence:
-        ref = rec.get("ReferencedFileID")
-        if not ref or str(rec.get("DirectoryRecordType", "")).upper() != "IMAGE":
-            continue
-        parts = [ref] if isinstance(ref, str) else list(ref)
-        f = root.joinpath(*parts)
-        if f.is_file():
-            files.append(f)
-        else:
-            missing += 1
-    if missing:
-        log.warning("%s: %d referenced file(s) not on this media", path, missing)
-    return sorted(set(files))
+        index = dicomdir.load(path)
+    except RadAssistError as exc:
+        raise IngestError(str(path), f"not a usable DICOMDIR ({exc.message})",
+                          reason="dicomdir") from exc
+    if index.missing:
+        log.warning("%s: %d referenced file(s) not on this media", path, len(index.missing))
+    return sorted(Path(f) for f in index.files)
 
 
 def _study_uid(path: Path) -> str | None:
