@@ -11,6 +11,10 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "dev"
 
 
+# a guideline rule that raises is a test failure, not a quiet line in a note
+os.environ.setdefault("RADASSIST_STRICT_RULES", "1")
+
+
 def data_root() -> Path:
     return Path(os.environ.get("RADASSIST_DATA", DEFAULT_DATA)).resolve()
 

@@ -75,9 +75,7 @@ def test_follow_up_cites_guideline_and_lists_rules_that_did_not_apply(res):
     younger = compose(chest_radiograph_analysis(), ClinicalContext(age=30, history="non-smoker"),
                       resources=res)
     cited = [f for f in older.follow_up if f.rule_id == "pneumonia_followup_cxr"]
-    if not cited:  # the executable rules are not installed: the KB recommendation stands
-        assert any(f.diagnosis_id == "pneumonia" for f in older.follow_up)
-        return
+    assert cited, "the executable follow-up rule did not run"  # never a silent fallback
     assert cited[0].citation and cited[0].urgency in ("routine", "soon")
     assert not any(f.rule_id == "pneumonia_followup_cxr" for f in younger.follow_up)
     reasons = [c for c in younger.considered_rules if c.rule_id == "pneumonia_followup_cxr"]
@@ -286,3 +284,31 @@ def replace_calibration(res):
     from dataclasses import replace
 
     return replace(res, calibration=_calibration())
+
+
+def test_a_rule_that_cannot_run_is_said_not_dropped(res, monkeypatch):
+    import sys
+
+    C = sys.modules["imaging.notes.compose"]  # the package's `compose` is the function
+    monkeypatch.setattr(C, "_rules", lambda: {})  # e.g. a registry that lost a rule
+    note = compose(chest_radiograph_analysis(), ClinicalContext(age=70), resources=res)
+    assert not any(f.rule_id == "pneumonia_followup_cxr" for f in note.follow_up)
+    lines = [c.reason.en for c in note.considered_rules if c.rule_id == "pneumonia_followup_cxr"]
+    assert lines == ["could not be evaluated: no such rule is installed"]
+
+    class Broken:
+        def finding_type(self):
+            return object()
+
+        def evaluate(self, finding, patient):
+            raise ValueError("table missing")
+
+    monkeypatch.setattr(C, "_rules", lambda: {"pneumonia_followup_cxr": Broken()})
+    monkeypatch.delenv("RADASSIST_STRICT_RULES", raising=False)
+    note = compose(chest_radiograph_analysis(), ClinicalContext(age=70), resources=res)
+    (line,) = [c.reason.en for c in note.considered_rules
+               if c.rule_id == "pneumonia_followup_cxr"]
+    assert "could not be evaluated: ValueError: table missing" in line
+    monkeypatch.setenv("RADASSIST_STRICT_RULES", "1")
+    with pytest.raises(ValueError, match="table missing"):
+        compose(chest_radiograph_analysis(), ClinicalContext(age=70), resources=res)

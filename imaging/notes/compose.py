@@ -14,6 +14,7 @@ the note itself.
 from __future__ import annotations
 
 import dataclasses
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -132,29 +133,45 @@ def _saliency_for(series: SeriesAnalysis, codes: tuple[str, ...]) -> Saliency | 
 # --- follow-up rules --------------------------------------------------------------------------
 
 def _rules() -> dict:
-    try:
-        from ..knowledge.guidelines import RULES
+    """The executable guideline rules. They ship with the package: an import failure is a
+    bug to surface, never a reason for guidelines to vanish from every note."""
+    from ..knowledge.guidelines import RULES
 
-        return dict(RULES)
-    except Exception:  # noqa: BLE001 - knowledge package not installed: no executable rules
-        return {}
+    return dict(RULES)
+
+
+class RuleNotEvaluated(Exception):
+    """A rule that should have run could not; the note says so instead of dropping it."""
 
 
 def _evaluate_rule(rule, context: ClinicalContext, modality: str):
-    """Run a rule whose finding needs no measurement; None when it needs one."""
-    try:
-        from ..knowledge.guidelines.common import PatientContext
+    """Run a rule whose finding needs no measurement; None when it needs one.
 
+    Any other failure raises `RuleNotEvaluated` with the reason (shown in the note; with
+    RADASSIST_STRICT_RULES=1, as the test suite runs, the error itself propagates).
+    """
+    from ..knowledge.guidelines.common import PatientContext
+
+    try:
         finding = rule.finding_type()
     except TypeError:
-        return None
-    patient = PatientContext.from_clinical(context, modality=modality or "CT")
-    return rule.evaluate(finding, patient)
+        return None  # the finding needs measurements the model does not give
+    try:
+        patient = PatientContext.from_clinical(context, modality=modality or "CT")
+        return rule.evaluate(finding, patient)
+    except Exception as exc:
+        if os.environ.get("RADASSIST_STRICT_RULES"):
+            raise
+        raise RuleNotEvaluated(f"{type(exc).__name__}: {exc}") from exc
 
 
 _NEEDS_MEASUREMENT = Text(
     "needs a measured finding (size, attenuation) that the model does not provide",
     "需要模型无法提供的测量值（大小、密度）")
+
+
+def _not_evaluated(reason: str) -> Text:
+    return t("fu.not_evaluated", reason=reason[:200])
 
 
 def _follow_up(items: list[ddx_rank.Scored], context: ClinicalContext, modality: str):
@@ -167,8 +184,17 @@ def _follow_up(items: list[ddx_rank.Scored], context: ClinicalContext, modality:
             protocol = Text(*(str((rec.get("protocol") or {}).get(k, "")) for k in ("en", "zh")))
             timing = Text(*(str((rec.get("timing") or {}).get(k, "")) for k in ("en", "zh")))
             urgency, citation = str(rec.get("urgency") or "routine"), str(rec.get("source") or "")
-            if rule_id and rule_id in rules:
-                result = _evaluate_rule(rules[rule_id], context, modality)
+            if rule_id and rule_id not in rules:
+                # a knowledge entry names a rule that does not exist: say so, cite nothing
+                considered.append(ConsideredRule(rule_id, entry.id,
+                                                 _not_evaluated("no such rule is installed")))
+                continue
+            if rule_id:
+                try:
+                    result = _evaluate_rule(rules[rule_id], context, modality)
+                except RuleNotEvaluated as exc:
+                    considered.append(ConsideredRule(rule_id, entry.id, _not_evaluated(str(exc))))
+                    continue
                 if result is None:
                     considered.append(ConsideredRule(rule_id, entry.id, _NEEDS_MEASUREMENT))
                     continue

@@ -197,6 +197,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "fu.none": ("No follow-up imaging is suggested.", "无随访影像建议。"),
     "fu.not_applicable": ("Considered, not applicable \u2014 {rule}: {reason}",
                           "已考虑但不适用 \u2014 {rule}：{reason}"),
+    "fu.not_evaluated": ("could not be evaluated: {reason}", "无法评估：{reason}"),
     "fu.rule": ("rule {rule}", "规则 {rule}"),
     "fu.no_rule": ("knowledge base recommendation, no executable rule",
                    "知识库建议，无可执行规则"),
