@@ -12,7 +12,9 @@ from __future__ import annotations
 import io
 import logging
 import os
+import struct
 import warnings
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -40,7 +42,13 @@ from pacs_bridge.errors import (
     RadAssistError,
     TooLargeError,
 )
-from pacs_bridge.limits import array_bytes, check_array_size, time_budget
+from pacs_bridge.limits import (
+    array_bytes,
+    check_array_size,
+    human,
+    max_pixel_bytes,
+    time_budget,
+)
 from pacs_bridge.plain_images import PLAIN_IMAGE_WARNING, is_plain_image, wrap_plain_image
 from pacs_bridge.sop_classes import MEDIA_STORAGE_DIRECTORY, classify, describe
 from pacs_bridge.study import (
@@ -233,12 +241,63 @@ def check_pixel_length(source: str, ds: Dataset) -> None:
         )
 
 
+_DEFLATED = b"1.2.840.10008.1.2.1.99"
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
+             b"UT", b"UV"}
+
+
+def _check_deflate_bomb(source: str, fp: BinaryIO) -> None:
+    """Refuse a Deflated Explicit VR Little Endian file that inflates past the ceiling.
+
+    pydicom inflates the whole dataset in one `zlib.decompress` call, so a few hundred
+    kilobytes can become gigabytes before any check of ours runs. Here the stream is
+    inflated in bounded chunks and only counted (nothing kept), up to the pixel ceiling plus
+    a margin for the header; the file meta is walked element by element to find where the
+    deflated dataset starts.
+    """
+    start = fp.tell()
+    data = fp.read()
+    fp.seek(start)
+    pos = 132 if data[128:132] == b"DICM" else 0
+    if _DEFLATED not in data[pos : pos + 4096]:
+        return
+    while pos + 8 <= len(data):
+        group, _ = struct.unpack("<HH", data[pos : pos + 4])
+        if group != 0x0002:
+            break
+        vr = data[pos + 4 : pos + 6]
+        if vr in _LONG_VRS:
+            (length,) = struct.unpack("<L", data[pos + 8 : pos + 12])
+            pos += 12 + length
+        else:
+            (length,) = struct.unpack("<H", data[pos + 6 : pos + 8])
+            pos += 8 + length
+    limit = max_pixel_bytes() + (64 << 20)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total, pending = 0, data[pos:]
+    try:
+        while pending and total <= limit:
+            total += len(inflater.decompress(pending, 16 << 20))
+            pending = inflater.unconsumed_tail
+    except zlib.error:
+        return  # not a valid stream: pydicom reports it as unreadable
+    if total > limit:
+        raise TooLargeError(
+            source, f"the deflated dataset inflates past {human(limit)} (a deflate bomb?); "
+            "the ceiling is RADASSIST_MAX_PIXEL_BYTES"
+        )
+
+
 def _read_dicom(source: str, fp: BinaryIO, head: bytes) -> tuple[Dataset, list[IngestWarning]]:
     """Parse one DICOM object from an open binary file, raising a typed error on failure."""
     found: list[IngestWarning] = []
     has_preamble = head[128:132] == b"DICM" or head[:4] == b"DICM"
     if not has_preamble and not _looks_like_bare_dataset(head):
         raise NotDicomError(source, "not a DICOM file (no 'DICM' marker, no DICOM elements)")
+    if _DEFLATED in head or (has_preamble and _DEFLATED in fp.read(4096)[:4096]):
+        fp.seek(0)
+        _check_deflate_bomb(source, fp)
+    fp.seek(0)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -39,6 +39,13 @@ def register(subparsers) -> None:
         action="store_true",
         help="keep every copy of a repeated SOP Instance UID",
     )
+    parser.add_argument(
+        "--file-seconds",
+        type=float,
+        metavar="S",
+        help="time budget of one file; a file over it is rejected with reason time_budget "
+        "(default: RADASSIST_FILE_SECONDS, else 60; 0 turns it off)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -182,6 +189,10 @@ def print_tree(result: IngestResult, out=None) -> None:
 
 
 def run(args) -> int:
+    if getattr(args, "file_seconds", None) is not None:
+        from pacs_bridge.limits import FILE_SECONDS_ENV
+
+        os.environ[FILE_SECONDS_ENV] = str(args.file_seconds)
     result = ingest(
         args.paths,
         deidentify=args.deidentify,

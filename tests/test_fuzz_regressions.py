@@ -259,6 +259,27 @@ def test_cli_ingest_rejects_a_file_over_its_time_budget(tmp_path: Path, monkeypa
     assert time.perf_counter() - start < 3
 
 
+def test_cli_ingest_file_seconds_option(tmp_path: Path, monkeypatch, capsys):
+    import json
+
+    import pacs_bridge.ingest as ingest_module
+    from radassist_cli.main import main
+
+    path = tmp_path / "ct.dcm"
+    path.write_bytes((FILES / "CT_small.dcm").read_bytes())
+    real = ingest_module._make_instance
+
+    def slow(*args, **kwargs):
+        time.sleep(5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "_make_instance", slow)
+    monkeypatch.setenv("RADASSIST_FILE_SECONDS", "60")  # restored after the test
+    assert main(["ingest", str(path), "--json", "--file-seconds", "0.2"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["summary"]["rejected_by_reason"] == {"time_budget": 1}
+
+
 def test_bounded_fuzz_run():
     """300 mutated real files through read, de-identification and decoding: every outcome
     is ok or a typed error; no hang, no killed process (< 60 s on two busy cores)."""
@@ -270,3 +291,30 @@ def test_bounded_fuzz_run():
     ]
     assert counts["ok"] > 0 and counts["typed"] > 0
     assert report.peak_rss_kb < 2 * 1024 * 1024
+
+
+def test_deflate_bomb_is_refused_before_pydicom_inflates_it(monkeypatch):
+    import io
+    import zlib
+
+    from pydicom.dataset import FileMetaDataset
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.99"
+    buf = io.BytesIO()
+    buf.write(b"\0" * 128 + b"DICM")
+    from pydicom.filewriter import write_file_meta_info
+
+    write_file_meta_info(buf, meta)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    zeros = b"\0" * (1 << 20)
+    body = b"".join(packer.compress(zeros) for _ in range(80)) + packer.flush()
+    bomb = buf.getvalue() + body  # ~80 KB that inflates to 80 MiB
+    monkeypatch.setenv("RADASSIST_MAX_PIXEL_BYTES", "1M")  # limit: 1 MiB + 64 MiB of header
+    with pytest.raises(TooLargeError) as info:
+        read_instance("bomb.dcm", bomb)
+    assert "deflate" in info.value.message
+    ds = read_instance("dfl.dcm", (FILES / "image_dfl.dcm").read_bytes())  # a real one reads
+    assert ds.dataset.Rows

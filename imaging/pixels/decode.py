@@ -410,7 +410,7 @@ def _isolated_gdcm(decoder, ds: Dataset, opts: dict, source: str, tsyntax: UID,
     os.close(write_fd)
     chunks: list[bytes] = []
     deadline = time.monotonic() + seconds
-    timed_out = False
+    timed_out = finished = False
     try:
         while True:
             left = deadline - time.monotonic()
@@ -424,9 +424,10 @@ def _isolated_gdcm(decoder, ds: Dataset, opts: dict, source: str, tsyntax: UID,
             if not chunk:
                 break
             chunks.append(chunk)
-    finally:
+        finished = not timed_out
+    finally:  # also when an outer time budget interrupts the wait: never leave the child
         os.close(read_fd)
-        if timed_out:
+        if not finished:
             os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
     if timed_out:
