@@ -1,4 +1,4 @@
-"""`radassist bridge serve | status | pull | watch`: the PACS bridge service."""
+"""`radassist bridge serve | worker | status | pull | watch`: the PACS bridge service."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         return sp
 
     add("serve", "run the DICOM listener, the analysis worker and the status endpoint", _serve)
+    add("worker", "run one more analysis worker on the bridge's queue (no listener)", _worker)
     st = add("status", "list studies and their states from the journal", _status)
     st.add_argument("--json", action="store_true", help="print JSON")
     pl = add("pull", "retrieve a study from the [source] PACS into the bridge", _pull)
@@ -99,6 +100,19 @@ def _serve(args) -> int:
         _run_until_signal(service)
     finally:
         service.stop()
+    return 0
+
+
+def _worker(args) -> int:
+    from pacs_bridge.service.service import WorkerService
+
+    _setup_logging(args.verbose)
+    service = WorkerService(_load(args))
+    signal.signal(signal.SIGTERM, lambda signum, frame: service.request_stop())
+    signal.signal(signal.SIGINT, lambda signum, frame: service.request_stop())
+    print(f"bridge worker ready on the {'PostgreSQL' if service.cfg.queue.url else 'journal'} "
+          "queue", flush=True)
+    service.run()
     return 0
 
 

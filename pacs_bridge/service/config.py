@@ -120,6 +120,16 @@ class WatchConfig:
 
 
 @dataclass(frozen=True)
+class QueueConfig:
+    """Where analysis jobs wait for worker processes (`radassist bridge worker`)."""
+
+    url: str = ""  # "postgresql://..." for PostgreSQL; empty: the SQLite journal
+    # a worker on another host that holds a study this long is taken to be gone
+    lease_seconds: float = 3600.0
+    analyse_in_listener: bool = True  # false: `bridge serve` only receives, workers analyse
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     scp: ScpConfig
     storage: StorageConfig
@@ -130,12 +140,13 @@ class BridgeConfig:
     source: SourceConfig | None
     status_http: StatusHttpConfig
     watch: WatchConfig = field(default_factory=WatchConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
     path: Path | None = None
 
 
 _SECTIONS = {
     "scp", "spool", "completion", "routing", "analysis", "destination", "source",
-    "status_http", "watch",
+    "status_http", "watch", "queue",
 }
 
 
@@ -282,10 +293,20 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: str = "config") -> 
     watch = WatchConfig(
         interval_seconds=r.positive(watch_raw, "interval_seconds", "watch", 60.0)
     )
+    queue_raw = r.table(raw, "queue")
+    queue_url = r.str_(queue_raw, "url", "queue", "")
+    if queue_url and not queue_url.startswith(("postgresql://", "postgres://")):
+        raise BridgeConfigError(source, "queue.url must be a postgresql:// URL (or absent: "
+                                        "the SQLite journal is the queue)")
+    queue = QueueConfig(
+        url=queue_url,
+        lease_seconds=r.positive(queue_raw, "lease_seconds", "queue", 3600.0),
+        analyse_in_listener=r.bool_(queue_raw, "analyse_in_listener", "queue", True),
+    )
     return BridgeConfig(
         scp=scp, storage=storage, completion=completion, routing=routing, analysis=analysis,
         destination=destination, source=source_cfg, status_http=status_http, watch=watch,
-        path=None if source == "config" else Path(source),
+        queue=queue, path=None if source == "config" else Path(source),
     )
 
 

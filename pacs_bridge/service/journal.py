@@ -17,6 +17,8 @@ in which case a result may be sent again with the same UIDs, which PACSs ignore)
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -49,7 +51,9 @@ CREATE TABLE IF NOT EXISTS studies (
     route TEXT NOT NULL DEFAULT '',
     result_uids TEXT NOT NULL DEFAULT '[]',
     sending_since REAL NOT NULL DEFAULT 0,
-    purged_at REAL NOT NULL DEFAULT 0
+    purged_at REAL NOT NULL DEFAULT 0,
+    lease_owner TEXT NOT NULL DEFAULT '',
+    lease_until REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS instances (
     sop_uid TEXT PRIMARY KEY,
@@ -91,6 +95,8 @@ class StudyRecord:
     result_uids: tuple[str, ...]
     sending_since: float = 0.0  # when delivery began: the age limit counts from here
     purged_at: float = 0.0  # when retention removed its spooled files
+    lease_owner: str = ""  # "host:pid" of the worker process working on it now
+    lease_until: float = 0.0  # a lease of a process on another host ends here
 
     def as_json(self) -> dict:
         d = self.__dict__.copy()
@@ -132,10 +138,12 @@ class Journal:
     def _migrate(self) -> None:
         """Columns added since the first release, for journals written by older bridges."""
         have = {r[1] for r in self._db.execute("PRAGMA table_info(studies)").fetchall()}
-        for column in ("sending_since", "purged_at"):
+        for column, kind in (("sending_since", "REAL NOT NULL DEFAULT 0"),
+                             ("purged_at", "REAL NOT NULL DEFAULT 0"),
+                             ("lease_owner", "TEXT NOT NULL DEFAULT ''"),
+                             ("lease_until", "REAL NOT NULL DEFAULT 0")):
             if column not in have:
-                self._db.execute(
-                    f"ALTER TABLE studies ADD COLUMN {column} REAL NOT NULL DEFAULT 0")
+                self._db.execute(f"ALTER TABLE studies ADD COLUMN {column} {kind}")
 
     # -- writing -------------------------------------------------------------------------
 
@@ -253,21 +261,29 @@ class Journal:
         return _record(row) if row else None
 
     def recover_after_restart(self, now: float | None = None) -> dict[str, int]:
-        """Put interrupted work back in line; give receiving studies a fresh timeout window."""
+        """Put interrupted work back in line; give receiving studies a fresh timeout window.
+
+        An analysis leased by a worker process that is still alive (`bridge worker`) is
+        not interrupted: it stays with that worker."""
         now = time.time() if now is None else now
         counts = {}
         with self._tx():
             rows = self._db.execute(
-                "SELECT study_uid FROM studies WHERE state=?", (ANALYSING,)
+                "SELECT study_uid, lease_owner, lease_until FROM studies WHERE state=?",
+                (ANALYSING,),
             ).fetchall()
+            requeued = 0
             for r in rows:
+                if lease_alive(r["lease_owner"], r["lease_until"], now):
+                    continue
                 self._db.execute(
-                    "UPDATE studies SET state=?, updated_at=?, next_attempt_at=0"
-                    " WHERE study_uid=?",
+                    "UPDATE studies SET state=?, updated_at=?, next_attempt_at=0,"
+                    " lease_owner='', lease_until=0 WHERE study_uid=?",
                     (QUEUED, now, r["study_uid"]),
                 )
                 self._log(r["study_uid"], ANALYSING, QUEUED, now, "analysis interrupted by restart")
-            counts["requeued"] = len(rows)
+                requeued += 1
+            counts["requeued"] = requeued
             counts["receiving"] = self._db.execute(
                 "UPDATE studies SET last_instance_at=? WHERE state=?", (now, RECEIVING)
             ).rowcount
@@ -275,6 +291,65 @@ class Journal:
                 "UPDATE studies SET next_attempt_at=0 WHERE state=?", (SENDING,)
             ).rowcount
         return counts
+
+    # -- leases: several worker processes on one journal -----------------------------------
+
+    def claim(self, owner: str, now: float, lease_seconds: float) -> StudyRecord | None:
+        """Lease the oldest study due for analysis or sending to `owner` ("host:pid"), in
+        one write transaction, so two processes never take the same study. An analysis
+        whose worker is gone (its process is dead, or its lease ran out) is queued again
+        first; a lease only ends by time for a worker on another host."""
+        with self._tx():
+            held = self._db.execute(
+                "SELECT study_uid, state, lease_owner, lease_until FROM studies"
+                " WHERE lease_owner!='' OR state=?", (ANALYSING,)
+            ).fetchall()
+            for r in held:
+                if lease_alive(r["lease_owner"], r["lease_until"], now):
+                    continue
+                if r["state"] == ANALYSING:
+                    self._db.execute(
+                        "UPDATE studies SET state=?, updated_at=?, lease_owner='', lease_until=0"
+                        " WHERE study_uid=?", (QUEUED, now, r["study_uid"]))
+                    self._log(r["study_uid"], ANALYSING, QUEUED, now,
+                              f"analysis interrupted: worker {r['lease_owner'] or '?'} gone")
+                else:
+                    self._db.execute(
+                        "UPDATE studies SET lease_owner='', lease_until=0 WHERE study_uid=?",
+                        (r["study_uid"],))
+            row = self._db.execute(
+                "SELECT * FROM studies WHERE state IN (?,?) AND next_attempt_at<=?"
+                " AND lease_owner='' ORDER BY updated_at LIMIT 1",
+                (QUEUED, SENDING, now),
+            ).fetchone()
+            if row is None:
+                return None
+            self._db.execute(
+                "UPDATE studies SET lease_owner=?, lease_until=? WHERE study_uid=?",
+                (owner, now + lease_seconds, row["study_uid"]),
+            )
+        return self.get(row["study_uid"])
+
+    def lease(self, study_uid: str, owner: str, until: float) -> None:
+        """Mark a study as worked on by `owner` (a queue that locks elsewhere, e.g. PostgreSQL,
+        tells the journal, so a restarting listener leaves the study alone)."""
+        self.update(study_uid, lease_owner=owner, lease_until=until)
+
+    def release(self, study_uid: str, owner: str) -> None:
+        with self._tx():
+            self._db.execute(
+                "UPDATE studies SET lease_owner='', lease_until=0"
+                " WHERE study_uid=? AND lease_owner=?", (study_uid, owner))
+
+    def changed_since(self, since: float, states: Iterable[str]) -> list[StudyRecord]:
+        """Studies in `states` changed at or after `since` (a queue publishing new work)."""
+        states = tuple(states)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM studies WHERE state IN ({','.join('?' * len(states))})"
+                " AND updated_at>=? ORDER BY updated_at", (*states, since)
+            ).fetchall()
+        return [_record(r) for r in rows]
 
     def requeue_failed(self, now: float | None = None) -> list[str]:
         """Every failed study back in line (operator's `retry`, or on restart if configured)."""
@@ -406,6 +481,28 @@ class _Transaction:
             self.db.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self.lock.release()
+
+
+def process_owner() -> str:
+    """This process as a lease owner: "host:pid"."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def lease_alive(owner: str, until: float, now: float) -> bool:
+    """Whether a lease still holds: a process on this host while it lives (a SIGKILLed
+    worker frees its study at once), one on another host until the lease's time is up."""
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return until >= now
 
 
 def _encode(fields: dict[str, object]) -> dict[str, object]:

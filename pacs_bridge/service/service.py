@@ -1,5 +1,7 @@
 """Wiring: one process per spool runs the listener, the loop (completion + worker),
-the status endpoint and optionally the DICOMweb watcher.
+the status endpoint and optionally the DICOMweb watcher. More worker processes
+(`WorkerService`, `radassist bridge worker`) may take studies from the same queue; the
+spool lock excludes only a second listener.
 
 Start-up first recovers: half-written spool files are removed, interrupted analyses are
 queued again, and spooled studies missing from the journal are journalled, so a process
@@ -27,6 +29,7 @@ from pacs_bridge.service.completion import CompletionDetector
 from pacs_bridge.service.config import BridgeConfig
 from pacs_bridge.service.journal import FAILED, FINISHED, SENDING, Journal
 from pacs_bridge.service.metrics import METRICS
+from pacs_bridge.service.queue import make_queue
 from pacs_bridge.service.receive import Receiver, lacks_pixels
 from pacs_bridge.service.routing import Router
 from pacs_bridge.service.scp import StorageScp
@@ -60,8 +63,9 @@ class BridgeService:
         self.receiver = Receiver(self.spool, self.journal)
         self.completion = CompletionDetector(self.journal, cfg.completion.inactivity_seconds)
         sender = make_sender(cfg.destination) if cfg.destination else None
+        self.queue = make_queue(cfg.queue, self.journal)
         self.worker = Worker(cfg.analysis, self.spool, self.journal, Router(cfg.routing), sender,
-                             self.audit)
+                             self.audit, self.queue)
         self.scp = StorageScp(cfg.scp, self.receiver, self.audit) if cfg.scp.enabled else None
         METRICS.watch_journal(self.journal.counts)
         self._next_purge = 0.0
@@ -173,6 +177,7 @@ class BridgeService:
             self.http.stop()
         self.spool.stop()
         (self.spool.root / RUNTIME_FILE).unlink(missing_ok=True)
+        self.queue.close()
         self.journal.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -217,7 +222,9 @@ class BridgeService:
                     self._next_purge = time.time() + PURGE_INTERVAL_SECONDS
                     self.purge()
                 self.completion.check()
-                busy = self.worker.run_once() is not None
+                self.queue.publish()
+                busy = (self.cfg.queue.analyse_in_listener
+                        and self.worker.run_once() is not None)
             except Exception:  # the loop must survive anything; the study stays journalled
                 log.exception("bridge loop error")
                 busy = False
@@ -263,6 +270,39 @@ class BridgeService:
             "states": self.journal.counts(),
             "studies": [r.as_json() for r in self.journal.studies()],
         }
+
+
+class WorkerService:
+    """A worker process without a listener: takes studies from the shared queue, analyses
+    and sends them (`radassist bridge worker`). Any number may run beside one listener."""
+
+    def __init__(self, cfg: BridgeConfig, *, loop_interval: float = 0.1) -> None:
+        self.cfg = cfg
+        self.loop_interval = loop_interval
+        self.spool = Spool(cfg.storage.spool_directory)
+        self.journal = Journal(cfg.storage.journal_path)
+        self.audit = AuditLog(cfg.storage.audit_path, source_id=cfg.scp.ae_title)
+        self.queue = make_queue(cfg.queue, self.journal)
+        sender = make_sender(cfg.destination) if cfg.destination else None
+        self.worker = Worker(cfg.analysis, self.spool, self.journal, Router(cfg.routing), sender,
+                             self.audit, self.queue)
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        self.audit.record("application", detail="bridge worker started")
+        while not self._stop.is_set():
+            try:
+                busy = self.worker.run_once() is not None
+            except Exception:  # the loop must survive anything; the study stays journalled
+                log.exception("bridge worker loop error")
+                busy = False
+            if not busy:
+                self._stop.wait(self.loop_interval)
+        self.queue.close()
+        self.journal.close()
+
+    def request_stop(self) -> None:
+        self._stop.set()
 
 
 def read_runtime(spool_dir: Path) -> dict | None:

@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from pacs_bridge.errors import NetworkError, RadAssistError
 from pacs_bridge.ingest import group, read_instance
 from pacs_bridge.service.audit import SERIOUS_FAILURE, AuditLog, peer, study_object
-from pacs_bridge.service.config import AnalysisConfig
+from pacs_bridge.service.config import AnalysisConfig, QueueConfig
 from pacs_bridge.service.journal import (
     ANALYSING,
     FAILED,
@@ -32,6 +32,7 @@ from pacs_bridge.service.journal import (
     StudyRecord,
 )
 from pacs_bridge.service.metrics import METRICS
+from pacs_bridge.service.queue import JournalQueue, WorkQueue
 from pacs_bridge.service.receive import short_uid
 from pacs_bridge.service.routing import Router
 from pacs_bridge.service.sender import DimseSender, StowSender
@@ -71,8 +72,11 @@ class Worker:
         router: Router,
         sender: DimseSender | StowSender | None,
         audit: AuditLog | None = None,
+        queue: WorkQueue | None = None,
     ) -> None:
         self.cfg = cfg
+        # where studies are claimed; default: the journal itself, leased to this process
+        self.queue = queue or JournalQueue(journal, QueueConfig().lease_seconds)
         self.audit = audit or AuditLog(None)
         # the destination as the last delivery attempt found it (None: not tried yet)
         self.destination_error: str | None = None
@@ -91,16 +95,19 @@ class Worker:
     def run_once(self, now: float | None = None) -> str | None:
         """Work on one claimable study; returns its UID, or None if nothing was due."""
         now = time.time() if now is None else now
-        rec = self.journal.next_claimable(now)
-        if rec is None:
-            return None
+        with self.queue.claim(now) as rec:
+            if rec is None:
+                return None
+            self._work(rec)
+            return rec.study_uid
+
+    def _work(self, rec: StudyRecord) -> None:
         if rec.state == QUEUED:
             if not self._analyse(rec):
-                return rec.study_uid
+                return
         else:
             self.journal.update(rec.study_uid, attempts=rec.attempts + 1)
         self._send(rec.study_uid)
-        return rec.study_uid
 
     # -- analysis --------------------------------------------------------------------------
 
