@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) bench/bridge.py
 	$(PY) bench/demo_latency.py --data $(DATA)
 	$(PY) bench/backbones.py --data $(DATA)
+	$(PY) bench/batch.py --data $(DATA)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -80,7 +80,7 @@ def discover(source: str) -> Discovery:
 
 
 def _walk(root: Path) -> Iterator[Path]:
-    for folder, dirs, names in os.walk(root):
+    for folder, dirs, names in os.walk(root, followlinks=True):
         dirs.sort()
         for name in names:
             if not name.startswith("."):
