@@ -79,13 +79,6 @@ def _parts() -> Parts:
         return _PARTS
 
 
-def reset_parts() -> None:
-    """Forget the imported parts (tests; or after weights were installed)."""
-    global _PARTS
-    with _PARTS_LOCK:
-        _PARTS = None
-
-
 # ------------------------------------------------------------------ session state
 
 

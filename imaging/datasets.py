@@ -201,10 +201,6 @@ def load_all(root: str | Path, splits: Iterable[str] | None = None) -> list[Imag
     return load_medpix(root, splits) + load_nih(root, splits) + load_covid(root, splits)
 
 
-def available_splits(root: str | Path) -> set[str]:
-    return {r.split for r in load_all(root)}
-
-
 def manifest_sha1(root: str | Path) -> str:
     """sha1 of the data manifest (or of the label files if there is none), for provenance."""
     root = Path(root)

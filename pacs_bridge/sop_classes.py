@@ -8,8 +8,8 @@ the standard names its families consistently ("... SR Storage", "... Waveform St
 
 from __future__ import annotations
 
-from pydicom._uid_dict import UID_dictionary
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 
 from pacs_bridge.study import InstanceKind
 
@@ -35,9 +35,9 @@ def sop_class_name(uid: str) -> str:
     uid = str(uid or "").strip()
     if not uid:
         return "unknown SOP class"
-    entry = UID_dictionary.get(uid)
-    if entry is not None:
-        return entry[0]
+    name = UID(uid).name  # pydicom's registry; an unknown UID names itself
+    if name != uid:
+        return name
     if uid in _EXTRA_NAMES:
         return _EXTRA_NAMES[uid]
     if uid.startswith("1.2.840.10008."):

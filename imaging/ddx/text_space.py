@@ -107,5 +107,3 @@ def history_index(view: KnowledgeView) -> HistoryIndex:
     return HistoryIndex(view)
 
 
-def text_hash(text: str) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()[:12]

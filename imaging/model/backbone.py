@@ -99,10 +99,6 @@ class Encoder(nn.Module):
     def trunk(self) -> _Trunk:
         return self.net.features[0]
 
-    def target_layer(self) -> str:
-        """Name of the last conv stage, for MONAI GradCAM."""
-        return "encoder.net.features.0.head"
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         top = self.net(x)
         return torch.cat([top, self.trunk.last_taps], dim=1)

@@ -24,7 +24,6 @@ import torch
 from imaging.model.backbone import INPUT_SIZE
 
 # (center, width) presets when a CT has no usable header window
-CT_DEFAULT_WINDOW = (40.0, 400.0)
 GAUSSIAN_TRUNCATED = 4.0  # MONAI GaussianFilter's default tail, in sigmas
 
 
@@ -126,20 +125,3 @@ def load_jpeg(path: str | Path) -> np.ndarray:
     return arr / 255.0
 
 
-def auto_window(image: np.ndarray, modality: str, header_window: tuple[float, float] | None):
-    """Choose the display window the way a reader would, so training and inference agree.
-
-    CT: the header window (what the sender chose to display), else soft tissue.
-    MR / radiographs: the header window if any, else the 0.5-99.5 percentile range.
-    """
-    if header_window is not None and header_window[1] > 1:
-        return window(image, *header_window)
-    if modality == "CT":
-        return window(image, *CT_DEFAULT_WINDOW)
-    finite = image[np.isfinite(image)]
-    if finite.size == 0:
-        return np.zeros_like(image, dtype=np.float32)
-    lo, hi = np.percentile(finite, [0.5, 99.5])
-    if hi - lo < 1e-6:
-        return np.zeros_like(image, dtype=np.float32)
-    return window(image, (lo + hi) / 2.0, hi - lo)
