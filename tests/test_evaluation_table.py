@@ -16,6 +16,10 @@ def test_ddx_only_result_has_its_rows():
     assert "| differential metric | model | nearest_case | cases |" in table
     assert "| medpix.ddx_hit@1 | n/a | 0.090 [0.030, 0.164] |" in table
     assert "ddx_n_cases" not in table  # counts are not metrics with intervals
+    assert table.startswith("| differential metric |")  # no empty classification table
+    result["medpix.ddx_hit@10"] = {"value": 0.448, "ci95": [0.328, 0.582]}
+    table = markdown_table(result)
+    assert table.index("medpix.ddx_hit@5 ") < table.index("medpix.ddx_hit@10 ")
 
 
 def test_baselines_sit_beside_the_model_on_every_row():

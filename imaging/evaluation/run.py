@@ -362,6 +362,11 @@ def _units(m) -> str:
     return f"{m['n']} / {m['groups']}" if "groups" in m else str(m["n"])
 
 
+def _natural(key: str) -> list:
+    """Sort key putting hit@5 before hit@10."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", key)]
+
+
 def _ddx_table(result: dict) -> list[str]:
     """The differential task: one row a metric, its baselines beside the model (a baseline
     key `baselines.medpix.ddx_<name>_<metric>` goes in column <name> of `medpix.ddx_<metric>`)."""
@@ -382,7 +387,7 @@ def _ddx_table(result: dict) -> list[str]:
     cols = ["model", *names]
     lines = ["", "| differential metric | " + " | ".join(cols) + " | cases |",
              "|" + "---|" * (len(cols) + 2)]
-    for key, cells in rows.items():
+    for key, cells in sorted(rows.items(), key=lambda kv: _natural(kv[0])):
         unit = next((str(cells[c].get("n", "")) for c in cols if c in cells), "")
         lines.append(f"| {key} | " + " | ".join(_fmt(cells.get(c)) for c in cols) + f" | {unit} |")
     return lines
@@ -395,6 +400,8 @@ def markdown_table(result: dict) -> str:
     header = "| metric | model | " + " | ".join(names) + (" | " if names else "") + \
         "images / cases |"
     lines = [header, "|" + "---|" * (3 + len(names))]
+    if not any(key in result for key in TABLE_KEYS):  # the differential task alone
+        lines = []
     for key in TABLE_KEYS:
         if key not in result:
             continue
@@ -406,7 +413,7 @@ def markdown_table(result: dict) -> str:
                                   .get(view)) for n in names]
         lines.append(f"| nih_cxr14.pneumonia_auroc ({view} only) | " + " | ".join(cells)
                      + f" | {_units(m)} |")
-    lines += _ddx_table(result)
+    lines += _ddx_table(result)[0 if lines else 1:]
     lines.append("")
     if "medpix.caption_recall@10" in result:
         lines.append(f"caption recall@10 chance: {result['medpix.caption_recall@10']['chance']}")
