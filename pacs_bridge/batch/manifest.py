@@ -28,7 +28,8 @@ class ManifestRow:
     output_path: str  # the study's output folder (named by the SR's UID), "" on failure
     reason: str = ""  # failure reason code (e.g. "no_study", "worker_died")
     message: str = ""
-    seconds: float = 0.0  # analysis time on the worker
+    seconds: float = 0.0  # analysis time on the worker (wall)
+    cpu_seconds: float = 0.0  # CPU time of the worker process meanwhile
     listing: str = ""  # the task's input signature (see sources.StudyTask)
     reused: bool = False  # outputs found on disk from an earlier run: nothing analysed
     updated_at: float = 0.0

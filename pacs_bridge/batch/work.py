@@ -60,6 +60,17 @@ class AnalyzerPlugin(WorkerPlugin):
         self.threads = threads
 
     def setup(self, worker) -> None:  # noqa: ARG002 (Dask's signature)
+        import logging
+
+        from pacs_bridge.service import log_privacy
+
+        # library warnings quote patient names: withheld, as in the bridge (a Dask worker's
+        # root logger may have no handler, so the warnings get one of their own)
+        handler = logging.StreamHandler()
+        log_privacy.install(handler)
+        warnings_log = logging.getLogger("py.warnings")
+        warnings_log.addHandler(handler)
+        warnings_log.propagate = False
         os.environ["RADASSIST_THREADS"] = str(self.threads)  # imaging's configure_torch reads it
         try:
             import torch
@@ -130,7 +141,7 @@ def find_done(out_dir: str | Path, study_uid: str, digest: str, version: str) ->
 
 def run_study(task: StudyTask, settings: WorkSettings) -> ManifestRow:
     """The whole unit of work for one study; never raises for a bad study (a failed row)."""
-    started = time.perf_counter()
+    started = (time.perf_counter(), time.process_time())
     digest = ""
     try:
         with tempfile.TemporaryDirectory(prefix="radassist-batch-") as tmp:
@@ -153,16 +164,20 @@ def run_study(task: StudyTask, settings: WorkSettings) -> ManifestRow:
         return _failed(task, digest, settings, type(exc).__name__, str(exc)[:500], started)
 
 
+def _times(started: tuple[float, float]) -> dict[str, float]:
+    return {"seconds": round(time.perf_counter() - started[0], 3),
+            "cpu_seconds": round(time.process_time() - started[1], 3)}
+
+
 def _row(task, digest, version, path, started, *, reused=False) -> ManifestRow:
     return ManifestRow(task.study_uid, digest, version, Status.DONE, str(path),
-                       seconds=round(time.perf_counter() - started, 3), listing=task.listing,
-                       reused=reused)
+                       listing=task.listing, reused=reused, **_times(started))
 
 
 def _failed(task, digest, settings, reason, message, started) -> ManifestRow:
     return ManifestRow(task.study_uid, digest, settings.model_version, Status.FAILED, "",
-                       reason=reason, message=message[:500],
-                       seconds=round(time.perf_counter() - started, 3), listing=task.listing)
+                       reason=reason, message=message[:500], listing=task.listing,
+                       **_times(started))
 
 
 def input_digest(files: tuple[str, ...]) -> str:
