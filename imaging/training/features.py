@@ -39,6 +39,16 @@ def _augment(seed: int):
     return t
 
 
+def _fingerprint(record: ImageRecord) -> str:
+    """Which pixels a record holds: its id, resolved file, size and modification time. By id
+    alone, a sealed folder reusing dev ids for other images would get dev's cached features."""
+    try:
+        st = Path(record.path).resolve().stat()
+        return f"{record.id}:{Path(record.path).resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        return f"{record.id}:{record.path}"
+
+
 def image_tensor(record: ImageRecord) -> torch.Tensor:
     return monai_to_input(load_jpeg(record.path))
 
@@ -53,7 +63,8 @@ def extract(
     desc: str = "features",
 ) -> np.ndarray:
     """(N, FEATURE_DIM) float32 features; view 0 is the plain image, view k>0 augmented."""
-    key = hashlib.sha1(("|".join(r.id for r in records) + f"|{view}|{tag}").encode()).hexdigest()
+    key = hashlib.sha1(("|".join(_fingerprint(r) for r in records) + f"|{view}|{tag}"
+                        ).encode()).hexdigest()
     path = cache_dir() / f"{tag}_v{view}_{key[:16]}.npy"
     if path.is_file():
         return np.load(path)
