@@ -6,10 +6,10 @@ Labels: `findings_text` (caption + case Findings, negation-aware), candidates ch
 train-case frequency. Inputs: the network's own per-image trunk features, as `analyze` gets
 them. Per finding, on train only: PCA to 256 dimensions, class-balanced logistic regression
 with L2 strength chosen by grouped (by case) 5-fold AUROC, Platt scaling on the out-of-fold
-scores, and the threshold maximising out-of-fold F1; the PCA is folded back into one weight
+scores, and the threshold at 95% out-of-fold specificity; the PCA is folded back into one weight
 vector over the features. The baseline is the same recipe on 32x32 pixels. Validation
 (image-level AUROC, 95% interval by resampling cases with `scipy.stats.bootstrap`) decides
-only which heads are kept: a head must beat its baseline.
+only which heads are kept: a head must beat its baseline and its interval must clear 0.5.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ..model.findings_ctmr import FINDINGS_FILE
 C_GRID = (0.003, 0.03, 0.3)
 N_COMPONENTS = 256
 FOLDS = 5
+SPECIFICITY = 0.95  # out-of-fold train specificity at each head's threshold
 
 
 def _fit_one(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) -> dict:
@@ -60,9 +61,10 @@ def _fit_one(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) ->
         platt = LogisticRegression(C=1e6, max_iter=1000).fit(oof[:, None], y)
     a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
     p_oof = 1.0 / (1.0 + np.exp(-(a * oof + b)))
-    cuts = np.unique(np.round(p_oof, 3))
-    f1 = [f1_score(y, p_oof >= t) for t in cuts]
-    threshold = float(cuts[int(np.argmax(f1))])
+    # present = above what 95% of negative train images score out of fold: a weak head
+    # must not turn every CT into "image evidence" (an F1-optimal cut did, at p ~ 0.07)
+    threshold = float(np.quantile(p_oof[y == 0], SPECIFICITY))
+    f1 = [f1_score(y, p_oof >= threshold)]
     # fold PCA and scaling back: logit = w . ((x - mean) @ V.T / scale) + b0
     w_pca = clf.coef_[0] / scale
     weight = (pca.components_.T @ w_pca).astype(np.float32)
@@ -96,7 +98,8 @@ def auroc_by_case(y: np.ndarray, score: np.ndarray, groups: np.ndarray) -> dict:
     res = bootstrap((np.array([index[g] for g in ids]),), stat, vectorized=False,
                     n_resamples=1000, method="percentile",
                     random_state=np.random.default_rng(0))
-    low, high = res.confidence_interval
+    # resamples holding one class have no AUROC: the interval is over the others
+    low, high = np.nanpercentile(res.bootstrap_distribution, [2.5, 97.5])
     return {"value": round(value, 4), "ci95": [round(float(low), 4), round(float(high), 4)],
             "positives": int(y.sum()), "positive_cases": int(len(np.unique(groups[y == 1]))),
             "n": int(len(y)), "cases": int(len(ids))}
@@ -150,8 +153,11 @@ def fit(data_dir: Path, out_dir: Path) -> dict:
                                                data["val"][3])
             entry["baseline_pixels32_val_auroc"] = auroc_by_case(
                 y["val"], _predict(base, data["val"][2]), data["val"][3])
+            # beating a baseline that is itself below chance is not evidence: the head's
+            # interval must also clear 0.5
             entry["kept"] = (entry["val_auroc"]["value"]
-                             > entry["baseline_pixels32_val_auroc"]["value"])
+                             > entry["baseline_pixels32_val_auroc"]["value"]
+                             and entry["val_auroc"]["ci95"][0] > 0.5)
         else:
             entry["kept"] = False
             entry["why_not"] = "fewer than 2 positive val images"
