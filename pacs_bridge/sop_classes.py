@@ -9,40 +9,18 @@ the standard names its families consistently ("... SR Storage", "... Waveform St
 from __future__ import annotations
 
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
 
+from pacs_bridge.sop_names import sop_class_name
 from pacs_bridge.study import InstanceKind
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
-
-# Classes newer than the installed pydicom's registry (seen in real corpora).
-_EXTRA_NAMES: dict[str, str] = {
-    "1.2.840.10008.5.1.4.1.1.66.7": "Label Map Segmentation Storage",
-    "1.2.840.10008.5.1.4.1.1.66.8": "Height Map Segmentation Storage",
-    "1.2.840.10008.5.1.4.1.1.88.36": "Extensible SR Storage",
-}
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 SR_SUMMARY_LINES = 60  # of a report's text kept in an Instance description; render_sr has all
 
 # Names that contain "Image" or carry pixels but are not meant to be viewed as images.
 _NON_IMAGE_PIXEL_CLASSES = {"RT Dose Storage"}
-
-
-def sop_class_name(uid: str) -> str:
-    """The registry name of a SOP class, or the UID itself (marked private/unknown)."""
-    uid = str(uid or "").strip()
-    if not uid:
-        return "unknown SOP class"
-    name = UID(uid).name  # pydicom's registry; an unknown UID names itself
-    if name != uid:
-        return name
-    if uid in _EXTRA_NAMES:
-        return _EXTRA_NAMES[uid]
-    if uid.startswith("1.2.840.10008."):
-        return f"unknown standard SOP class {uid}"
-    return f"private SOP class {uid}"
 
 
 def classify(sop_class_uid: str, ds: Dataset | None = None) -> InstanceKind:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydicom.dataset import Dataset
 
-from pacs_bridge.sop_classes import sop_class_name
+from pacs_bridge.sop_names import sop_class_name
 
 _INDENT = "  "
 MAX_DEPTH = 50  # reports nest a few levels; a deeper tree is malformed (or hostile)

@@ -16,20 +16,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from common.text import Text as Bilingual
 from imaging.knowledge.schema import REGIONS, validate_directory
 
 DIAGNOSES_DIR = Path(__file__).resolve().parent / "diagnoses"
-
-
-@dataclass(frozen=True)
-class Bilingual:
-    """One user-visible string in English and Simplified Chinese."""
-
-    en: str
-    zh: str
-
-    def get(self, lang: str) -> str:
-        return self.zh if lang == "zh" else self.en
 
 
 @dataclass(frozen=True)

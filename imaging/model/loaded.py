@@ -105,6 +105,15 @@ class BundleModel:
         return float(np.searchsorted(ref, sim, side="right") / max(len(ref), 1))
 
 
+def scale_unit(arr: np.ndarray) -> np.ndarray:
+    """Min-max to [0, 1] (a constant map becomes zeros), finite, float32."""
+    arr = np.nan_to_num(np.asarray(arr, dtype=np.float32))
+    lo, hi = float(arr.min()), float(arr.max())
+    if hi - lo <= 0:
+        return np.zeros_like(arr, dtype=np.float32)
+    return np.clip((arr - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
 def as_batch(batch: torch.Tensor | np.ndarray) -> torch.Tensor:
     """(N,224,224) or (N,1,224,224) -> (N,1,224,224) float32 tensor."""
     x = torch.as_tensor(np.asarray(batch), dtype=torch.float32)
@@ -171,7 +180,6 @@ class RadAssistModel(BundleModel):
         """
         from monai.visualize import GradCAM
 
-        from imaging.model.runtime import scale_unit
 
         cam = getattr(self, "_finding_gradcam", None)
         if cam is None:

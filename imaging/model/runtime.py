@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from imaging.cache import cache_root
-from imaging.model.loaded import BundleModel, Prediction, as_batch, prediction
+from imaging.model.loaded import BundleModel, Prediction, as_batch, prediction, scale_unit
 
 EXPORT_FORMAT = 1  # bump when the traced modules' inputs or outputs change
 TRACE_BATCH = 2
@@ -215,15 +215,6 @@ def gradcam_map(acts: torch.Tensor, grad: torch.Tensor, size: tuple[int, int]) -
     cam = torch.nn.functional.relu((weights * acts).sum(1, keepdim=True))
     cam = torch.nn.functional.interpolate(cam, size=size, mode="bilinear", align_corners=False)
     return scale_unit(cam.detach().numpy()[0, 0])
-
-
-def scale_unit(arr: np.ndarray) -> np.ndarray:
-    """Min-max to [0, 1] (a constant map becomes zeros), finite, float32."""
-    arr = np.nan_to_num(np.asarray(arr, dtype=np.float32))
-    lo, hi = float(arr.min()), float(arr.max())
-    if hi - lo <= 0:
-        return np.zeros_like(arr, dtype=np.float32)
-    return np.clip((arr - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
 def _clean(text: str) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from imaging.knowledge.base import Bilingual
+from common.text import Text as Bilingual
 
 URGENCIES = ("emergent", "urgent", "soon", "routine", "none")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imaging.knowledge.base import Bilingual
+from common.text import Text as Bilingual
 from imaging.knowledge.guidelines.common import (
     PatientContext,
     Rule,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from imaging.knowledge.base import Bilingual
+from common.text import Text as Bilingual
 from imaging.knowledge.guidelines.common import PatientContext, Rule, RuleResult, not_applicable
 
 RULE_ID = "lung_rads_2022"
