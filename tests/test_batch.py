@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 from fixtures_bridge import make_study, write_files
+from fixtures_orthanc import (
+    needs_dicomweb,
+    orthanc_fixture,  # noqa: F401 (the `orthanc` fixture)
+)
 
 from pacs_bridge.batch.sources import discover
 
@@ -145,6 +149,29 @@ def test_worker_killed_mid_task_loses_and_duplicates_nothing(tmp_path):
     assert all(len(v) == 1 for v in outputs.values()), outputs  # one result set per study
     for folders in outputs.values():
         assert len(list(folders[0].glob("*.dcm"))) == 2
+
+
+@pytest.mark.orthanc
+def test_qido_source_from_a_real_pacs(orthanc, tmp_path):
+    """A QIDO-RS query against Orthanc: only the matching studies, retrieved by WADO-RS."""
+    needs_dicomweb()
+    uids = []
+    for i, modality in enumerate(("CT", "CT", "MR")):
+        datasets = make_study(2, size=16, seed=f"batch-qido-{i}")
+        for ds in datasets:
+            ds.Modality = modality
+            path = tmp_path / "upload.dcm"
+            ds.save_as(path, enforce_file_format=True)
+            orthanc.upload(path.read_bytes())
+        uids.append(str(datasets[0].StudyInstanceUID))
+    query = f"{orthanc.dicomweb_url}/studies?ModalitiesInStudy=CT"
+    stdout, stderr, rc = _batch(query, tmp_path / "out", "--analyzer", STAND_IN)
+    assert rc == 0, stderr[-3000:]
+    summary = _summary(stdout)
+    assert (summary["source_kind"], summary["studies"], summary["done"]) == ("qido", 2, 2)
+    assert sorted(_outputs(tmp_path / "out")) == sorted(uids[:2])
+    stdout, stderr, rc = _batch(query, tmp_path / "out", "--analyzer", STAND_IN)
+    assert rc == 0 and _summary(stdout)["skipped"] == 2
 
 
 def test_discovery_of_a_dicomdir(dicom_dir):
