@@ -28,6 +28,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	RADASSIST_DATA=$(DATA) $(PY) -m pytest -q
 
 bench: $(STAMP)
