@@ -666,10 +666,11 @@ def record_decision(
 
 
 def send_to_pacs(state: ViewerState, destination: str, timeout: float = 20.0) -> str:
-    """Store the DICOM SR and secondary capture at `destination`.
+    """Store the DICOM SR and secondary capture at `destination`, through the bridge's sender
+    (the same transfer syntaxes and warning statuses as the bridge's own write-back).
 
-    `destination` is `AET@host:port` (C-STORE with pynetdicom) or an http(s) DICOMweb
-    root (STOW-RS with dicomweb-client). Returns one readable status line.
+    `destination` is `AET@host:port` (C-STORE) or an http(s) DICOMweb root (STOW-RS).
+    Returns one readable status line.
     """
     if not destination:
         return "No PACS destination configured (set RADASSIST_PACS)."
@@ -678,38 +679,25 @@ def send_to_pacs(state: ViewerState, destination: str, timeout: float = 20.0) ->
         return "Nothing to send: analyse a study first (needs the DICOM SR / SC)."
     from pydicom import dcmread
 
-    datasets = [dcmread(f) for f in files]
-    try:
-        if destination.startswith(("http://", "https://")):
-            from dicomweb_client.api import DICOMwebClient
+    from pacs_bridge.service.config import DestinationConfig
+    from pacs_bridge.service.sender import make_sender
 
-            DICOMwebClient(url=destination).store_instances(datasets=datasets)
-            return f"Sent {len(datasets)} object(s) to {destination} (STOW-RS)."
-        return _c_store(datasets, destination, timeout)
+    if destination.startswith(("http://", "https://")):
+        cfg, how = DestinationConfig(kind="dicomweb", url=destination), "STOW-RS"
+    else:
+        try:
+            aet, address = destination.split("@", 1)
+            host, port = address.rsplit(":", 1)
+            cfg = DestinationConfig(kind="dimse", ae_title=aet, host=host, port=int(port))
+        except ValueError:
+            return f"Bad destination {destination!r}: expected AET@host:port."
+        how = "C-STORE"
+    datasets = [dcmread(f) for f in files]
+    sent: list[str] = []
+    try:
+        sender = make_sender(cfg)
+        sender.timeout = timeout
+        sender.send(datasets, sent.append)
     except Exception as exc:
         return f"Send to PACS failed: {_readable(exc)}"
-
-
-def _c_store(datasets: list, destination: str, timeout: float) -> str:
-    from pynetdicom import AE
-
-    try:
-        aet, address = destination.split("@", 1)
-        host, port = address.rsplit(":", 1)
-        port_number = int(port)
-    except ValueError:
-        return f"Bad destination {destination!r}: expected AET@host:port."
-    ae = AE(ae_title="RADASSIST")
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
-    for ds in datasets:
-        ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-    assoc = ae.associate(host, port_number, ae_title=aet)
-    if not assoc.is_established:
-        return f"Send to PACS failed: {destination} refused the association."
-    try:
-        bad = [ds for ds in datasets if getattr(assoc.send_c_store(ds), "Status", -1) != 0]
-    finally:
-        assoc.release()
-    if bad:
-        return f"Send to PACS: {len(bad)} of {len(datasets)} object(s) were not stored."
-    return f"Sent {len(datasets)} object(s) to {destination} (C-STORE)."
+    return f"Sent {len(sent)} object(s) to {destination} ({how})."
