@@ -20,6 +20,7 @@ from pathlib import Path
 
 import highdicom as hd
 import numpy as np
+import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
@@ -333,3 +334,23 @@ def _store(port, datasets, called, calling, sop_classes, on_status) -> list[int 
         if assoc.is_established:
             assoc.release()
     return statuses
+
+
+@pytest.fixture(name="bridges")
+def bridges_fixture(tmp_path):
+    """Start in-process bridges from config keyword arguments; all stopped at teardown."""
+    from pacs_bridge.service.config import load_config
+    from pacs_bridge.service.service import BridgeService
+
+    started: list = []
+
+    def start(name: str = "bridge", **kw):
+        cfg_path = write_config(tmp_path / name, dicom_port=0, **kw)
+        svc = BridgeService(load_config(cfg_path))
+        svc.start()
+        started.append(svc)
+        return svc, cfg_path
+
+    yield start
+    for svc in started:
+        svc.stop()

@@ -16,7 +16,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fixtures_bridge import BridgeProcess, make_study, store, write_config, write_files
+from fixtures_bridge import (  # noqa: F401 (the `bridges` fixture)
+    BridgeProcess,
+    bridges_fixture,
+    make_study,
+    store,
+    write_config,
+    write_files,
+)
 from fixtures_orthanc import ORTHANC_BIN, free_port, run_orthanc
 
 from pacs_bridge.service.audit import read_records
@@ -27,20 +34,6 @@ from radassist_cli.main import main as cli
 pytestmark = pytest.mark.orthanc
 
 
-@pytest.fixture
-def bridge(tmp_path):
-    started: list[BridgeService] = []
-
-    def start(name: str = "bridge", **kw) -> tuple[BridgeService, Path]:
-        cfg_path = write_config(tmp_path / name, dicom_port=0, **kw)
-        svc = BridgeService(load_config(cfg_path))
-        svc.start()
-        started.append(svc)
-        return svc, cfg_path
-
-    yield start
-    for svc in started:
-        svc.stop()
 
 
 def _events(svc: BridgeService) -> list[str]:
@@ -68,8 +61,8 @@ def _wait(predicate, timeout: float = 60.0, what: str = "condition"):
 
 # -- access control and audit -------------------------------------------------------------------
 
-def test_called_ae_and_ip_allow_list_refuse_and_audit(bridge):
-    svc, _ = bridge(allowed=["TESTSCU"])
+def test_called_ae_and_ip_allow_list_refuse_and_audit(bridges):
+    svc, _ = bridges(allowed=["TESTSCU"])
     datasets = make_study(2, seed="acl")
     with pytest.raises(ConnectionError, match="refused"):
         store(svc.scp.port, datasets, called="WHATEVER")
@@ -89,12 +82,12 @@ def test_called_ae_and_ip_allow_list_refuse_and_audit(bridge):
     assert requestor["UserID"] == "TESTSCU" and requestor["NetworkAccessPointID"] == "127.0.0.1"
 
 
-def test_peer_address_not_on_the_allow_list_is_refused(bridge):
+def test_peer_address_not_on_the_allow_list_is_refused(bridges):
     from dataclasses import replace
 
     from pacs_bridge.service.scp import StorageScp
 
-    svc, _ = bridge()
+    svc, _ = bridges()
     assert svc.scp.refusal_reason("TESTSCU", "BRIDGE", "127.0.0.1") is None
     # a second listener whose IP allow-list does not hold loopback
     scp = StorageScp(replace(svc.cfg.scp, allowed_hosts=("10.0.0.0/8",), port=0),
@@ -112,8 +105,8 @@ def test_peer_address_not_on_the_allow_list_is_refused(bridge):
 
 
 @pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk storescu not installed")
-def test_dcmtk_storescu_with_a_wrong_called_ae_is_refused(bridge, tmp_path):
-    svc, _ = bridge()
+def test_dcmtk_storescu_with_a_wrong_called_ae_is_refused(bridges, tmp_path):
+    svc, _ = bridges()
     files = write_files(make_study(1, seed="dcmtk-aec"), tmp_path / "f")
     bad = subprocess.run(["storescu", "-aet", "STORESCU", "-aec", "WHATEVER", "127.0.0.1",
                           str(svc.scp.port), str(files[0])], capture_output=True, text=True,
@@ -170,7 +163,7 @@ def _certificates(folder: Path) -> dict[str, Path]:
 
 
 @pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk storescu not installed")
-def test_mutual_tls_against_dcmtk_storescu(bridge, tmp_path):
+def test_mutual_tls_against_dcmtk_storescu(bridges, tmp_path):
     certs = _certificates(tmp_path / "tls")
     tls = f"""
 [scp.tls]
@@ -255,9 +248,9 @@ def test_destination_outage_then_delivery_exactly_once(tmp_path, monkeypatch):
         assert "export" in _events(svc)
 
 
-def test_failed_study_listed_retried_and_resent_by_command(bridge, capsys):
+def test_failed_study_listed_retried_and_resent_by_command(bridges, capsys):
     down = {"kind": "dimse", "ae_title": "NOBODY", "port": free_port()}
-    svc, cfg = bridge(destination=down, delivery_max_age_hours=0.0003)  # gives up after ~1 s
+    svc, cfg = bridges(destination=down, delivery_max_age_hours=0.0003)  # gives up after ~1 s
     datasets = make_study(2, seed="retry-cmd")
     uid = datasets[0].StudyInstanceUID
     assert store(svc.scp.port, datasets) == [0, 0]
@@ -299,8 +292,8 @@ def test_failed_studies_requeued_on_restart_when_configured(tmp_path):
         svc.journal.close()
 
 
-def test_retention_purges_finished_studies_and_keeps_their_record(bridge):
-    svc, _ = bridge(destination={"kind": "dimse", "ae_title": "NOBODY", "port": free_port()},
+def test_retention_purges_finished_studies_and_keeps_their_record(bridges):
+    svc, _ = bridges(destination={"kind": "dimse", "ae_title": "NOBODY", "port": free_port()},
                     delivery_max_age_hours=0.0003)
     datasets = make_study(2, seed="retention")
     uid = datasets[0].StudyInstanceUID

@@ -17,7 +17,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fixtures_bridge import make_study, store, write_config, write_files
+from fixtures_bridge import (  # noqa: F401 (the `bridges` fixture)
+    bridges_fixture,
+    make_study,
+    store,
+    write_config,
+    write_files,
+)
 from fixtures_orthanc import (
     Orthanc,
     free_port,
@@ -47,21 +53,6 @@ body_part = ["CHEST"]
 """
 
 
-@pytest.fixture
-def bridges(tmp_path):
-    """Start in-process bridges from config keyword arguments; all stopped at teardown."""
-    started: list[BridgeService] = []
-
-    def start(name: str = "bridge", **kw) -> tuple[BridgeService, Path]:
-        cfg_path = write_config(tmp_path / name, dicom_port=0, **kw)
-        svc = BridgeService(load_config(cfg_path))
-        svc.start()
-        started.append(svc)
-        return svc, cfg_path
-
-    yield start
-    for svc in started:
-        svc.stop()
 
 
 def wait_finished(svc: BridgeService, uid: str, timeout: float = 90.0):
