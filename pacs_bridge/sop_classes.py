@@ -12,11 +12,11 @@ from pydicom.dataset import Dataset
 
 from pacs_bridge.sop_names import sop_class_name
 from pacs_bridge.study import InstanceKind
+from pacs_bridge.transfer_syntaxes import has_pixel_data
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
-_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 SR_SUMMARY_LINES = 60  # of a report's text kept in an Instance description; render_sr has all
 
 # Names that contain "Image" or carry pixels but are not meant to be viewed as images.
@@ -47,7 +47,7 @@ def classify(sop_class_uid: str, ds: Dataset | None = None) -> InstanceKind:
         return InstanceKind.RAW
     if "Image" in words or name.startswith("Parametric Map"):
         return InstanceKind.IMAGE
-    if ds is not None and any(k in ds for k in _PIXEL_KEYWORDS):
+    if ds is not None and has_pixel_data(ds):
         return InstanceKind.IMAGE
     return InstanceKind.OTHER
 

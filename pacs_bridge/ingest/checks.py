@@ -13,19 +13,16 @@ from typing import BinaryIO
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
 
 from pacs_bridge.errors import CorruptFileError, TooLargeError
 from pacs_bridge.limits import array_bytes, check_array_size, human, max_pixel_bytes
+from pacs_bridge.transfer_syntaxes import (
+    declared_transfer_syntax,
+    float_bits,
+    pixel_data_tag,
+)
 
-_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _UNDEFINED_LENGTH = 0xFFFFFFFF
-
-
-def _transfer_syntax(ds: Dataset) -> UID | None:
-    meta = getattr(ds, "file_meta", None)
-    ts = meta.get("TransferSyntaxUID") if meta is not None else None
-    return UID(str(ts)) if ts else None
 
 
 def _last_element_truncated(ds: Dataset) -> str | None:
@@ -36,7 +33,8 @@ def _last_element_truncated(ds: Dataset) -> str | None:
         last = list(ds.keys())[-1] if len(ds) else None
     if last is None:
         return None
-    raw = ds._dict.get(last)  # the raw element: converting it may raise on a broken value
+    # the raw element, as read: converting it may raise on a broken value
+    raw = ds.get_item(last, keep_deferred=True)
     if isinstance(raw, RawDataElement) and raw.length != _UNDEFINED_LENGTH:
         value = raw.value
         if value is not None and len(value) < raw.length:
@@ -56,19 +54,27 @@ def _int(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
         return default
 
 
-def expected_pixel_bytes(ds: Dataset) -> int | None:
-    """Bytes a native (uncompressed) pixel data element must hold, or None if unknowable."""
+def _declared(ds: Dataset) -> tuple[int, int, int, int, int, str] | None:
+    """(rows, columns, frames, samples, bits, photometric) of the header, or None if unknowable.
+
+    Float pixel data has 32 or 64 bits, whatever Bits Allocated says.
+    """
     rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
     bits = _int(ds, "BitsAllocated")
     if not rows or not cols or not bits:
         return None
     frames = _int(ds, "NumberOfFrames", 1) or 1
     samples = _int(ds, "SamplesPerPixel", 1) or 1
-    if "FloatPixelData" in ds:
-        bits = 32
-    elif "DoubleFloatPixelData" in ds:
-        bits = 64
     photometric = str(ds.get("PhotometricInterpretation", "") or "")
+    return rows, cols, frames, samples, float_bits(ds) or bits, photometric
+
+
+def expected_pixel_bytes(ds: Dataset) -> int | None:
+    """Bytes a native (uncompressed) pixel data element must hold, or None if unknowable."""
+    declared = _declared(ds)
+    if declared is None:
+        return None
+    rows, cols, frames, samples, bits, photometric = declared
     if photometric in ("YBR_FULL_422", "YBR_PARTIAL_422") and samples == 3:
         samples_total = rows * cols * 2 * frames
     else:
@@ -82,23 +88,12 @@ def expected_pixel_bytes(ds: Dataset) -> int | None:
 
 def declared_array_bytes(ds: Dataset) -> int | None:
     """Bytes of the largest array decoding would make (`limits.array_bytes`), or None."""
-    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
-    bits = _int(ds, "BitsAllocated")
-    if not rows or not cols or not bits:
+    declared = _declared(ds)
+    if declared is None:
         return None
-    if "FloatPixelData" in ds:
-        bits = 32
-    elif "DoubleFloatPixelData" in ds:
-        bits = 64
-    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
-    return array_bytes(
-        rows,
-        cols,
-        _int(ds, "NumberOfFrames", 1) or 1,
-        _int(ds, "SamplesPerPixel", 1) or 1,
-        bits,
-        palette=photometric == "PALETTE COLOR",
-    )
+    rows, cols, frames, samples, bits, photometric = declared
+    palette = photometric.strip().upper() == "PALETTE COLOR"
+    return array_bytes(rows, cols, frames, samples, bits, palette=palette)
 
 
 def check_pixel_length(source: str, ds: Dataset) -> None:
@@ -112,15 +107,15 @@ def check_pixel_length(source: str, ds: Dataset) -> None:
     "too_large"; `pacs_bridge.limits`): checked from the header, before anything is
     allocated, so a few hostile bytes cannot ask for gigabytes downstream.
     """
-    keyword = next((k for k in _PIXEL_KEYWORDS if k in ds), None)
-    if keyword is None:
+    tag = pixel_data_tag(ds)
+    if tag is None:
         return
     declared = declared_array_bytes(ds)
     if declared is not None:
         check_array_size(source, declared, TooLargeError)
-    elem = ds.get_item(keyword)
+    elem = ds.get_item(tag)
     value = elem.value if elem is not None else None
-    ts = _transfer_syntax(ds)
+    ts = declared_transfer_syntax(ds)
     undefined_length = bool(getattr(elem, "is_undefined_length", False)) or (
         isinstance(elem, RawDataElement) and elem.length == _UNDEFINED_LENGTH
     )

@@ -14,18 +14,14 @@ from typing import BinaryIO
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import (
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    generate_uid,
-)
+from pydicom.uid import generate_uid
 
 from pacs_bridge.errors import CorruptFileError, NotDicomError, RadAssistError
 from pacs_bridge.limits import time_budget
 from pacs_bridge.plain_images import PLAIN_IMAGE_WARNING, is_plain_image, wrap_plain_image
 from pacs_bridge.sop_classes import MEDIA_STORAGE_DIRECTORY, classify, describe
 from pacs_bridge.study import IngestWarning, Instance, InstanceKind
+from pacs_bridge.transfer_syntaxes import transfer_syntax_of
 
 from .checks import (
     _DEFLATED,
@@ -52,30 +48,21 @@ def _looks_like_bare_dataset(head: bytes) -> bool:
     return le in _FIRST_GROUPS or be in _FIRST_GROUPS
 
 
-def _ensure_file_meta(ds: Dataset) -> bool:
+def _ensure_file_meta(ds: Dataset) -> None:
     """Give a dataset read without file meta the meta pixel decoders and writers need.
 
-    Returns True when the transfer syntax had to be inferred from how the bytes were encoded.
+    A missing transfer syntax is inferred from how the bytes were encoded.
     """
     meta = getattr(ds, "file_meta", None)
     if meta is None:
         meta = FileMetaDataset()
         ds.file_meta = meta
-    inferred = False
     if "TransferSyntaxUID" not in meta:
-        implicit, little = getattr(ds, "original_encoding", (True, True))
-        if implicit is None:
-            implicit, little = True, True
-        if implicit:
-            meta.TransferSyntaxUID = ImplicitVRLittleEndian
-        else:
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
-        inferred = True
+        meta.TransferSyntaxUID = transfer_syntax_of(ds)
     if "MediaStorageSOPClassUID" not in meta and "SOPClassUID" in ds:
         meta.MediaStorageSOPClassUID = ds.SOPClassUID
     if "MediaStorageSOPInstanceUID" not in meta and "SOPInstanceUID" in ds:
         meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    return inferred
 
 
 def _read_dicom(source: str, fp: BinaryIO, head: bytes) -> tuple[Dataset, list[IngestWarning]]:

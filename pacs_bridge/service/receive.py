@@ -22,6 +22,7 @@ from pacs_bridge.ingest import read_instance
 from pacs_bridge.service.journal import Journal
 from pacs_bridge.service.spool import Spool
 from pacs_bridge.study import Instance, InstanceKind
+from pacs_bridge.transfer_syntaxes import has_pixel_data
 
 log = logging.getLogger("radassist.bridge.receive")
 
@@ -34,12 +35,9 @@ CANNOT_PARSE = 0xC210
 TRUNCATED = 0xC211
 
 
-_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
-
-
 def lacks_pixels(inst: Instance) -> bool:
     """An image object without pixel data: invalid, or a write cut short before them."""
-    return inst.kind is InstanceKind.IMAGE and not any(k in inst.dataset for k in _PIXEL_KEYWORDS)
+    return inst.kind is InstanceKind.IMAGE and not has_pixel_data(inst.dataset)
 
 
 def short_uid(uid: str) -> str:
