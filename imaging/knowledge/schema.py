@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pacs_bridge.errors import RadAssistError
+from common.errors import RadAssistError
 
 REGIONS = (
     "neuro",
