@@ -36,27 +36,15 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
+from pydicom.uid import JPEGLSNearLossless
 
-from imaging.pixels.decode import has_pixel_data, transfer_syntax_of
 from imaging.pixels.frames import decode_frames
 from pacs_bridge.errors import RadAssistError
+from pacs_bridge.transfer_syntaxes import DECODABLE, has_pixel_data, transfer_syntax_of
 
 LOSSY_MIN_PSNR_DB = 30.0
 ZSTD_MAX_BYTES = 2 * 1024**3  # a .zst that inflates beyond this is refused, not read
-LOSSLESS_SYNTAXES = {
-    "1.2.840.10008.1.2",  # implicit VR little endian
-    "1.2.840.10008.1.2.1",  # explicit VR little endian
-    "1.2.840.10008.1.2.1.99",  # deflated explicit VR little endian
-    "1.2.840.10008.1.2.2",  # explicit VR big endian
-    "1.2.840.10008.1.2.5",  # RLE lossless
-    "1.2.840.10008.1.2.4.57",  # JPEG lossless
-    "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless only
-    "1.2.840.10008.1.2.4.201",  # HTJ2K lossless
-    "1.2.840.10008.1.2.4.202",  # HTJ2K RPCL lossless
-}
-JPEG_LS_NEAR_LOSSLESS = "1.2.840.10008.1.2.4.81"
+LOSSLESS_SYNTAXES = frozenset(uid for uid, syntax in DECODABLE.items() if syntax.lossless)
 TOLERANCE_TEXT = (
     "lossless syntaxes: identical float32 values; JPEG-LS near-lossless: max |error| <= "
     f"NEAR x |slope|; other lossy: PSNR >= {LOSSY_MIN_PSNR_DB:g} dB (peak = reference range)"
@@ -329,7 +317,7 @@ def compare(family: str, comp_path: Path, ref_path: Path, comp: list, ref: list)
         return PairResult(
             **base, max_abs_error=max_err, psnr_db=psnr, rule="exact", passed=max_err == 0.0
         )
-    if tsyntax == JPEG_LS_NEAR_LOSSLESS:
+    if tsyntax == JPEGLSNearLossless:
         near = jpeg_ls_near(comp_ds)
         if near is not None:
             slope = abs(float(comp_ds.get("RescaleSlope", 1.0) or 1.0))

@@ -66,8 +66,8 @@ _OPENJPEG = "pylibjpeg-openjpeg"
 DECODABLE: dict[UID, TransferSyntax] = {
     s.uid: s
     for s in (
-        TransferSyntax(ImplicitVRLittleEndian, True, Codestream.NATIVE, _NATIVE),
         TransferSyntax(ExplicitVRLittleEndian, True, Codestream.NATIVE, _NATIVE),
+        TransferSyntax(ImplicitVRLittleEndian, True, Codestream.NATIVE, _NATIVE),
         TransferSyntax(DeflatedExplicitVRLittleEndian, True, Codestream.NATIVE, _NATIVE),
         TransferSyntax(ExplicitVRBigEndian, True, Codestream.NATIVE, _NATIVE),
         TransferSyntax(JPEGBaseline8Bit, False, Codestream.JPEG, f"pillow, {_LIBJPEG}"),

@@ -9,10 +9,12 @@ from __future__ import annotations
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, convert_color_space
+from pydicom.uid import ExplicitVRBigEndian
 
 from pacs_bridge.errors import PixelDataError
+from pacs_bridge.transfer_syntaxes import transfer_syntax_of
 
-from .decode import BAD_HEADER, transfer_syntax_of
+from .decode import BAD_HEADER
 
 _YBR = ("YBR_FULL", "YBR_FULL_422")
 
@@ -32,7 +34,7 @@ def _big_endian_palette(stored: np.ndarray, ds: Dataset) -> np.ndarray:
 def palette_to_rgb(stored: np.ndarray, ds: Dataset, source: str) -> np.ndarray:
     """(frames, rows, cols) indices -> (frames, rows, cols, 3) float32 (LUT units, 8 or 16 bit)."""
     try:
-        big_endian = str(transfer_syntax_of(ds)) == "1.2.840.10008.1.2.2"
+        big_endian = transfer_syntax_of(ds) == ExplicitVRBigEndian
         if big_endian and "RedPaletteColorLookupTableData" in ds:
             rgb = _big_endian_palette(stored, ds)
         else:

@@ -38,17 +38,21 @@ from pydicom.pixels.decoders.rle import _rle_decode_segment  # pydicom is pinned
 from pydicom.pixels.utils import as_pixel_options
 from pydicom.uid import (
     UID,
-    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    RLELossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
 )
 
 from pacs_bridge.errors import PixelDataError, RadAssistError
 from pacs_bridge.limits import array_bytes, check_array_size, file_seconds, time_budget
-
-DEFLATED_IMAGE_FRAME = UID("1.2.840.10008.1.2.8.1")  # 2024; pydicom 3.0 has no decoder
-PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # PixelData, FloatPixelData, DoubleFloat...
+from pacs_bridge.transfer_syntaxes import (
+    DECODABLE,
+    Codestream,
+    float_bits,
+    has_pixel_data,
+    pixel_data_tag,
+    transfer_syntax_of,
+)
 
 # Reason codes of PixelDataError raised here (stable; counted by `radassist ingest-check`).
 NO_PIXEL_DATA = "no_pixel_data"
@@ -70,24 +74,6 @@ class Decoded:
     array: np.ndarray
     photometric: str  # after the decoder's own colour conversion (YBR_FULL* -> RGB)
     transfer_syntax: UID
-
-
-def has_pixel_data(ds: Dataset) -> bool:
-    return any(tag in ds._dict for tag in PIXEL_TAGS)
-
-
-def transfer_syntax_of(ds: Dataset) -> UID:
-    """The dataset's transfer syntax, inferred from how it was read when file meta is missing."""
-    meta = getattr(ds, "file_meta", None)
-    tsyntax = meta.get("TransferSyntaxUID") if meta is not None else None
-    if tsyntax:
-        return UID(str(tsyntax))
-    implicit, little = getattr(ds, "original_encoding", (None, None))
-    if implicit is None:
-        implicit, little = ds.is_implicit_VR, ds.is_little_endian
-    if implicit:
-        return ImplicitVRLittleEndian
-    return ExplicitVRLittleEndian if little in (True, None) else ExplicitVRBigEndian
 
 
 def decode(ds: Dataset, source: str) -> Decoded:
@@ -127,21 +113,21 @@ def _decode(ds: Dataset, source: str) -> Decoded:
             reason=UNSUPPORTED_SYNTAX,
         )
     check_before_decode(ds, source, tsyntax)
-    if int(ds.get("BitsAllocated", 0) or 0) == 12 and not tsyntax.is_compressed:
-        return _decode_packed12(ds, source, tsyntax)
-    if tsyntax == DEFLATED_IMAGE_FRAME or (
-        tsyntax == RLELossless and int(ds.get("BitsAllocated", 0) or 0) == 1
-    ):
-        return _decode_framewise(ds, source, tsyntax)
-    try:
-        decoder = get_decoder(tsyntax)
-    except NotImplementedError:
-        name = tsyntax.name if tsyntax.is_valid else repr(str(tsyntax))
+    syntax = DECODABLE.get(tsyntax)
+    if syntax is None:
         raise PixelDataError(
-            source, f"no pixel decoder exists for transfer syntax {name}", reason=UNSUPPORTED_SYNTAX
-        ) from None
+            source, f"no pixel decoder exists for transfer syntax {tsyntax.name}",
+            reason=UNSUPPORTED_SYNTAX,
+        )
+    bits = int(ds.get("BitsAllocated", 0) or 0)
+    if bits == 12 and syntax.codestream is Codestream.NATIVE:
+        return _decode_packed12(ds, source, tsyntax)
+    codestream = syntax.codestream
+    if codestream is Codestream.DEFLATE or (codestream is Codestream.RLE and bits == 1):
+        return _decode_framewise(ds, source, tsyntax)
+    decoder = get_decoder(tsyntax)
     if not decoder.is_available:
-        missing = "; ".join(f"{k}: {', '.join(v)}" for k, v in decoder.missing_dependencies.items())
+        missing = "; ".join(decoder.missing_dependencies)  # pydicom 3: a list of sentences
         raise PixelDataError(
             source,
             f"transfer syntax {tsyntax.name} needs a decoder that is not installed ({missing})",
@@ -213,18 +199,14 @@ def check_before_decode(ds: Dataset, source: str, tsyntax: UID) -> None:
             source, f"{samples} samples of {bits} bits allocated is not a pixel format",
             reason=BAD_HEADER,
         )
-    if 0x7FE00008 in ds._dict:
-        bits = 32
-    elif 0x7FE00009 in ds._dict:
-        bits = 64
+    bits = float_bits(ds) or bits
     photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
     nbytes = array_bytes(rows, cols, frames, samples, bits, palette=photometric == "PALETTE COLOR")
     check_array_size(source, nbytes, PixelDataError, TOO_LARGE)
-    if str(tsyntax) not in _ENCAPSULATED_CHECKED:
+    syntax = DECODABLE.get(tsyntax)
+    if syntax is None or syntax.codestream is Codestream.NATIVE:
         return  # native, or a syntax without a decoder (reported as such by `decode`)
-    tag = next(t for t in PIXEL_TAGS if t in ds._dict)
-    elem = ds._dict[tag]
-    value = elem.value
+    value = ds.get_item(pixel_data_tag(ds)).value  # as read: no conversion
     if not isinstance(value, bytes | bytearray):
         return  # not read from bytes: nothing to compare
     starts, count = _frame_starts(bytes(value), frames)
@@ -236,7 +218,7 @@ def check_before_decode(ds: Dataset, source: str, tsyntax: UID) -> None:
             f"holds {count:,} fragments", reason=BAD_HEADER,
         )
     for k, start in enumerate(starts):
-        found = _codestream_size(bytes(value[start:start + 4096]), str(tsyntax))
+        found = _codestream_size(bytes(value[start:start + 4096]), syntax.codestream)
         if found is None:
             continue  # unknown layout: the decoder will say
         c_rows, c_cols, c_samples, precision = found
@@ -286,20 +268,13 @@ def _frame_starts(value: bytes, frames: int) -> tuple[list[int], int]:
 
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7}
-_J2K = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.92",
-        "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
-        "1.2.840.10008.1.2.4.203")
-_JPEG = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
-         "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81")
-
-_ENCAPSULATED_CHECKED = {*_J2K, *_JPEG, str(RLELossless), str(DEFLATED_IMAGE_FRAME)}
 
 
-def _codestream_size(head: bytes, tsyntax: str) -> tuple[int, int, int, int] | None:
+def _codestream_size(head: bytes, codestream: Codestream) -> tuple[int, int, int, int] | None:
     """(rows, columns, components, precision) from a frame's codestream header, or None."""
-    if tsyntax in _JPEG:
+    if codestream is Codestream.JPEG:
         return _jpeg_sof(head)
-    if tsyntax in _J2K:
+    if codestream is Codestream.J2K:
         at = head.find(b"\xff\x4f\xff\x51")
         if at < 0 or at + 42 > len(head):
             return None
@@ -492,7 +467,7 @@ def fix_sequential_sos(frame: bytes) -> bytes | None:
 
 def _repaired_jpeg(ds: Dataset, tsyntax: UID, opts: dict) -> Dataset | None:
     """A stand-in dataset with repaired JPEG scan headers, or None if nothing to repair."""
-    if tsyntax not in ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"):
+    if tsyntax not in (JPEGBaseline8Bit, JPEGExtended12Bit):
         return None
     frames = list(generate_frames(ds.PixelData, number_of_frames=opts["number_of_frames"]))
     fixed = [fix_sequential_sos(f) for f in frames]
@@ -524,7 +499,7 @@ def _decode_framewise(ds: Dataset, source: str, tsyntax: UID) -> Decoded:
         opts = as_pixel_options(ds)
         frames = []
         for frame in generate_frames(ds.PixelData, number_of_frames=opts["number_of_frames"]):
-            if tsyntax == DEFLATED_IMAGE_FRAME:
+            if DECODABLE[tsyntax].codestream is Codestream.DEFLATE:
                 try:
                     data = zlib.decompress(frame, -15)  # raw deflate (RFC 1951)
                 except zlib.error:

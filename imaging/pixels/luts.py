@@ -110,7 +110,7 @@ def to_physical(stored: np.ndarray, ds: Dataset, rescale: Rescale) -> np.ndarray
 def stored_range(ds: Dataset) -> tuple[float, float] | None:
     """Smallest and largest value the stored pixels can take (None for float pixel data)."""
     bits = ds.get("BitsStored") or ds.get("BitsAllocated")
-    if not bits or 0x7FE00010 not in ds._dict:  # PixelData (float data has no range)
+    if not bits or 0x7FE00010 not in ds:  # PixelData (float data has no range)
         return None
     bits = int(bits)
     if int(ds.get("PixelRepresentation", 0) or 0) == 1:

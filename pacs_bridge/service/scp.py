@@ -21,7 +21,6 @@ import ssl
 import threading
 from collections import Counter
 
-from pydicom import uid as tsuid
 from pynetdicom import AE, evt
 from pynetdicom import sop_class as sc
 from pynetdicom.sop_class import Verification
@@ -36,6 +35,7 @@ from pacs_bridge.service.audit import (
 from pacs_bridge.service.config import ScpConfig, TlsConfig
 from pacs_bridge.service.metrics import METRICS
 from pacs_bridge.service.receive import Receiver
+from pacs_bridge.transfer_syntaxes import DECODABLE
 
 log = logging.getLogger("radassist.bridge.scp")
 
@@ -65,26 +65,9 @@ IMAGE_STORAGE_CLASSES: tuple[str, ...] = tuple(
     )
 )
 
-# Uncompressed and the common compressed transfer syntaxes (all decodable by the venv's
-# pylibjpeg / openjpeg / pyjpegls / gdcm plugins).
-TRANSFER_SYNTAXES: tuple[str, ...] = (
-    tsuid.ExplicitVRLittleEndian,
-    tsuid.ImplicitVRLittleEndian,
-    tsuid.DeflatedExplicitVRLittleEndian,
-    tsuid.ExplicitVRBigEndian,
-    tsuid.JPEGBaseline8Bit,
-    tsuid.JPEGExtended12Bit,
-    tsuid.JPEGLossless,
-    tsuid.JPEGLosslessSV1,
-    tsuid.JPEGLSLossless,
-    tsuid.JPEGLSNearLossless,
-    tsuid.JPEG2000Lossless,
-    tsuid.JPEG2000,
-    tsuid.HTJ2KLossless,
-    tsuid.HTJ2KLosslessRPCL,
-    tsuid.HTJ2K,
-    tsuid.RLELossless,
-)
+# Exactly the transfer syntaxes the pipeline decodes: nothing is acknowledged that cannot then
+# be read (pacs_bridge.transfer_syntaxes).
+TRANSFER_SYNTAXES: tuple[str, ...] = tuple(DECODABLE)
 
 
 # pynetdicom's DUL thread polls its socket and sleeps 1 ms whenever it finds nothing; on a
