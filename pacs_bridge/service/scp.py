@@ -80,9 +80,7 @@ DUL_POLL_SECONDS = 0.0002
 def tune_scp_association(event: evt.Event) -> None:
     """EVT_CONN_OPEN handler of the listener: TCP_NODELAY and a shorter DUL poll."""
     set_nodelay(event)
-    dul = event.assoc.dul
-    if hasattr(dul, "_run_loop_delay"):
-        dul._run_loop_delay = DUL_POLL_SECONDS
+    _tune_poll(event)
 
 
 def set_nodelay(event: evt.Event) -> None:
@@ -96,6 +94,7 @@ def set_nodelay(event: evt.Event) -> None:
 
 
 def _tune_poll(event: evt.Event) -> None:
+    """EVT_CONN_OPEN handler: the shorter DUL poll (the one place that sets it)."""
     dul = event.assoc.dul
     if hasattr(dul, "_run_loop_delay"):
         dul._run_loop_delay = DUL_POLL_SECONDS
