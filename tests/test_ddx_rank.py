@@ -86,3 +86,19 @@ def test_history_abbreviations_are_expanded():
     assert "right lower quadrant" in expand("18yo c/o RLQ pain")
     assert expand("PE: normal. MS: 5/5") == "PE: normal. MS: 5/5"  # ambiguous ones left alone
     assert expand("RLQ pain") == expand("RLQ pain")
+
+
+def test_evidence_is_typed_and_carries_its_codes(view):
+    from imaging.ddx.evidence import Evidence, EvidenceKind
+
+    evidence = R.StudyEvidence("XR", {"chest_radiograph": 1.0},
+                               {"finding:pneumonia": (0.9, "pneumonia")}, None)
+    ranked = R.rank(evidence, ClinicalContext(age=70, sex="M", history="fever, cough"), view)
+    items = [e for s in ranked[:10] for e in s.supporting + s.against]
+    assert items and all(isinstance(e, Evidence) for e in items)
+    kinds = {e.kind for e in items}
+    assert {EvidenceKind.REGION, EvidenceKind.MODALITY} <= kinds
+    for s in ranked[:10]:
+        assert s.supporting_codes == tuple(dict.fromkeys(e.code for e in s.supporting if e.code))
+    with pytest.raises(ValueError):
+        Evidence("no_such_kind")

@@ -312,3 +312,19 @@ def test_a_rule_that_cannot_run_is_said_not_dropped(res, monkeypatch):
     monkeypatch.setenv("RADASSIST_STRICT_RULES", "1")
     with pytest.raises(ValueError, match="table missing"):
         compose(chest_radiograph_analysis(), ClinicalContext(age=70), resources=res)
+
+
+def test_evidence_is_worded_only_by_the_notes():
+    from imaging.ddx.evidence import Evidence, EvidenceKind
+    from imaging.notes.evidence_text import evidence_text
+
+    sex = evidence_text(Evidence.of(EvidenceKind.SEX_NO, sex="F"))
+    assert (sex.en, sex.zh) == ("typically affects female patients only", "通常仅见于女性患者")
+    words = evidence_text(Evidence.of(EvidenceKind.HISTORY, words=("a", "b", "c", "d", "e")))
+    assert words.en == "history mentions a, b, c, d"
+    finding = evidence_text(Evidence.of(EvidenceKind.FINDING_LOW, "finding:x", label="x",
+                                        probability=0.1))
+    assert finding.en == "x only 0.10"
+    # every kind has its sentence in both languages
+    for kind in EvidenceKind:
+        assert f"ev.{kind.value}" in STRINGS

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from ..cases.library import read_medpix
-from ..notes.note import SimilarCase
 from ..types import ClinicalContext
 from . import rank as R
 from .calibration import (
@@ -35,6 +34,7 @@ from .calibration import (
     calibration_feature,
     fit_isotonic,
 )
+from .evidence import SimilarCase
 from .knowledge_view import load_view
 
 TOP_K = 10  # items per case the maps are fitted on (the note lists 5)

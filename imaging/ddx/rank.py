@@ -20,9 +20,10 @@ MedPix *train* split with a leave-one-out library, never on validation):
   in the library.
 
 The score is turned into a probability that the item is the diagnosis by the bundle's
-calibration (`calibration.py`, isotonic maps fitted on train cases). The image term is named
-as evidence ("image resembles its typical features") only when the cosine reaches the
-similarity threshold measured on validation (`resembles_threshold`); below it the image is
+calibration (`calibration.py`, isotonic maps fitted on train cases). The first items also get
+their evidence for and against as typed `Evidence` (`evidence.py`), which `imaging.notes`
+words. The image term counts as evidence (`EvidenceKind.IMAGE`) only when the cosine reaches
+the similarity threshold measured on validation (`resembles_threshold`); below it the image is
 not claimed to resemble anything. Everything is deterministic: ties break by entry id.
 """
 
@@ -32,11 +33,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..notes.note import SimilarCase, Text
-from ..notes.strings import observation_label, region_label, t, tt
 from ..types import Analysis, ClinicalContext
 from . import matcher
 from .abbreviations import expand
+from .evidence import Evidence, EvidenceKind, SimilarCase, codes
 from .knowledge_view import REGIONS_OF_MODEL_REGION, Entry, KnowledgeView, model_region
 from .text_space import entry_embeddings, history_index
 
@@ -126,11 +126,17 @@ def study_evidence(analysis: Analysis) -> StudyEvidence:
 class Scored:
     entry: Entry
     score: float
-    supporting: tuple[Text, ...]
-    against: tuple[Text, ...]
-    supporting_codes: tuple[str, ...]
-    against_codes: tuple[str, ...]
+    supporting: tuple[Evidence, ...]
+    against: tuple[Evidence, ...]
     similar_cases: tuple[SimilarCase, ...]
+
+    @property
+    def supporting_codes(self) -> tuple[str, ...]:
+        return codes(self.supporting)
+
+    @property
+    def against_codes(self) -> tuple[str, ...]:
+        return codes(self.against)
 
 
 def _padded(text: str) -> str:
@@ -191,7 +197,7 @@ def rank(
     terms_out: dict[str, np.ndarray] | None = None,
     resembles_threshold: float | None = None,
 ) -> list[Scored]:
-    """All entries, best first; evidence sentences for the first `n_evidence` only.
+    """All entries, best first; evidence items for the first `n_evidence` only.
 
     `terms_out`, when given, receives each unweighted term (arrays in view order), which
     is how the weights are tuned without re-ranking.
@@ -293,59 +299,48 @@ def rank(
     out = []
     for position, i in enumerate(order):
         e = entries[i]
-        support: list[Text] = []
-        against: list[Text] = []
-        s_codes: list[str] = []
-        a_codes: list[str] = []
+        support: list[Evidence] = []
+        against: list[Evidence] = []
         if position < n_evidence:
             if i in image_top:
-                support.append(t("ev.image_text", value=float(image_cos[i])))
+                support.append(Evidence.of(EvidenceKind.IMAGE, value=float(image_cos[i])))
             if fit and e.regions:
                 best = max(e.regions, key=lambda r: (fit.get(r, 0.0), r))
-                label = region_label(best)
                 if region_p[i] >= 0.5:
-                    support.append(tt("ev.region", region=label))
-                    s_codes.append(f"region:{best}")
+                    support.append(Evidence.of(EvidenceKind.REGION, f"region:{best}", region=best))
                 elif region_p[i] < 0.2:
-                    against.append(tt("ev.region_no", region=label))
+                    against.append(Evidence.of(EvidenceKind.REGION_NO, region=best))
             if modality and e.modalities:
+                code = f"modality:{modality}"
                 if modality in e.modalities:
-                    support.append(t("ev.modality", modality=modality))
-                    s_codes.append(f"modality:{modality}")
+                    support.append(Evidence.of(EvidenceKind.MODALITY, code, modality=modality))
                 else:
-                    against.append(t("ev.modality_no", modality=modality))
-                    a_codes.append(f"modality:{modality}")
+                    against.append(Evidence.of(EvidenceKind.MODALITY_NO, code, modality=modality))
             for code, p, label_en in finding_terms[i]:
-                text = observation_label(code, label_en)
                 cut = evidence.thresholds.get(code, 0.5)
                 if p >= cut:
-                    support.append(tt("ev.finding", label=text, probability=p))
-                    s_codes.append(code)
+                    support.append(Evidence.of(EvidenceKind.FINDING, code, label=label_en,
+                                               probability=p))
                 elif p < 0.6 * cut:
-                    against.append(tt("ev.finding_low", label=text, probability=p))
-                    a_codes.append(code)
+                    against.append(Evidence.of(EvidenceKind.FINDING_LOW, code, label=label_en,
+                                               probability=p))
             if i in tfidf_top and tfidf[i] > 0.1:
-                support.append(t("ev.history_similar"))
+                support.append(Evidence.of(EvidenceKind.HISTORY_SIMILAR))
             if keyword_hits[i]:
-                support.append(t("ev.history", words=", ".join(keyword_hits[i][:4])))
+                support.append(Evidence.of(EvidenceKind.HISTORY, words=tuple(keyword_hits[i])))
             if context.age is not None and e.age_range is not None:
                 lo, hi = e.age_range
-                key = "ev.age_in" if lo <= context.age <= hi else "ev.age_out"
-                (support if key == "ev.age_in" else against).append(
-                    t(key, age=context.age, lo=int(lo), hi=int(hi)))
+                inside = lo <= context.age <= hi
+                (support if inside else against).append(Evidence.of(
+                    EvidenceKind.AGE_IN if inside else EvidenceKind.AGE_OUT,
+                    age=context.age, lo=int(lo), hi=int(hi)))
             if context.sex in ("F", "M") and e.sex in ("F", "M") and e.sex != context.sex:
-                against.append(tt("ev.sex_no", sex=Text(*_sex_words(e.sex))))
+                against.append(Evidence.of(EvidenceKind.SEX_NO, sex=e.sex))
             if i in cases_of:
-                support.append(t("ev.cases", n=len(cases_of[i])))
+                support.append(Evidence.of(EvidenceKind.CASES, n=len(cases_of[i])))
         out.append(Scored(
             entry=e, score=round(float(score[i]), 6),
             supporting=tuple(dict.fromkeys(support)), against=tuple(dict.fromkeys(against)),
-            supporting_codes=tuple(dict.fromkeys(s_codes)),
-            against_codes=tuple(dict.fromkeys(a_codes)),
             similar_cases=tuple(cases_of.get(i, ())),
         ))
     return out
-
-
-def _sex_words(sex: str) -> tuple[str, str]:
-    return ("female", "女性") if sex == "F" else ("male", "男性")

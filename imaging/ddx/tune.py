@@ -19,9 +19,9 @@ import numpy as np
 
 from ..cases.deid import scrub
 from ..cases.library import CaseLibrary, read_medpix
-from ..notes.note import SimilarCase
 from ..types import ClinicalContext
 from . import rank as R
+from .evidence import SimilarCase
 from .knowledge_view import load_view
 
 FACTORS = (0.0, 0.25, 0.5, 0.7, 1.4, 2.0, 4.0)

@@ -90,7 +90,7 @@ def rank_case(
     library: CaseLibrary | None, exclude: tuple[str, ...] = (),
     weights: ddx_rank.Weights = ddx_rank.DEFAULT_WEIGHTS, k_cases: int = 5,
 ) -> list[ddx_rank.Scored]:
-    from ..notes.note import SimilarCase
+    from ..ddx.evidence import SimilarCase
 
     similar: tuple[SimilarCase, ...] = ()
     prior = None

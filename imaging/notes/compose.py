@@ -23,6 +23,7 @@ from ..ddx import rank as ddx_rank
 from ..ddx.calibration import Calibration, calibration_feature, load_calibration
 from ..ddx.knowledge_view import KnowledgeView, load_view
 from ..types import Analysis, ClinicalContext, Saliency, SeriesAnalysis
+from .evidence_text import evidence_texts
 from .note import (
     ConsideredRule,
     DifferentialItem,
@@ -333,7 +334,8 @@ def compose(
             item = DifferentialItem(
                 diagnosis_id=entry.id, names=Text(entry.name_en, entry.name_zh),
                 likelihood=share, band=band(share) if share is not None else "uncalibrated",
-                supporting=scored.supporting, against=scored.against,
+                supporting=evidence_texts(scored.supporting),
+                against=evidence_texts(scored.against),
                 supporting_codes=scored.supporting_codes, against_codes=scored.against_codes,
                 saliency=sal_ref, similar_cases=scored.similar_cases,
                 knowledge_entry_id=entry.id, discriminators=discriminators,

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from common.text import Text
 
+from ..ddx.evidence import SimilarCase
+
 
 @dataclass(frozen=True)
 class ObservationItem:
@@ -18,13 +20,6 @@ class ObservationItem:
     label: Text
     probability: float
     band: str  # "likely" | "possible" | "indeterminate"
-
-
-@dataclass(frozen=True)
-class SimilarCase:
-    case_id: str
-    diagnosis: str  # the teaching case's own (English) diagnosis text
-    similarity: float
 
 
 @dataclass(frozen=True)
