@@ -16,101 +16,31 @@ in which case a result may be sent again with the same UIDs, which PACSs ignore)
 
 from __future__ import annotations
 
-import json
-import os
-import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
-RECEIVING = "receiving"
-QUEUED = "queued"
-ANALYSING = "analysing"
-SENDING = "sending"
-SENT = "sent"
-FAILED = "failed"
-SKIPPED = "skipped"
-STATES = (RECEIVING, QUEUED, ANALYSING, SENDING, SENT, FAILED, SKIPPED)
-FINISHED = (SENT, FAILED, SKIPPED)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS studies (
-    study_uid TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    last_instance_at REAL NOT NULL,
-    instance_count INTEGER NOT NULL DEFAULT 0,
-    late_instances INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL DEFAULT 0,
-    last_error TEXT NOT NULL DEFAULT '',
-    route TEXT NOT NULL DEFAULT '',
-    result_uids TEXT NOT NULL DEFAULT '[]',
-    sending_since REAL NOT NULL DEFAULT 0,
-    purged_at REAL NOT NULL DEFAULT 0,
-    lease_owner TEXT NOT NULL DEFAULT '',
-    lease_until REAL NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS instances (
-    sop_uid TEXT PRIMARY KEY,
-    study_uid TEXT NOT NULL,
-    received_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS transitions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    study_uid TEXT NOT NULL,
-    from_state TEXT,
-    to_state TEXT NOT NULL,
-    at REAL NOT NULL,
-    note TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS sent (
-    sop_uid TEXT NOT NULL,
-    destination TEXT NOT NULL,
-    study_uid TEXT NOT NULL,
-    sent_at REAL NOT NULL,
-    PRIMARY KEY (sop_uid, destination)
-);
-CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-
-@dataclass(frozen=True)
-class StudyRecord:
-    study_uid: str
-    state: str
-    created_at: float
-    updated_at: float
-    last_instance_at: float
-    instance_count: int
-    late_instances: int
-    attempts: int
-    next_attempt_at: float
-    last_error: str
-    route: str
-    result_uids: tuple[str, ...]
-    sending_since: float = 0.0  # when delivery began: the age limit counts from here
-    purged_at: float = 0.0  # when retention removed its spooled files
-    lease_owner: str = ""  # "host:pid" of the worker process working on it now
-    lease_until: float = 0.0  # a lease of a process on another host ends here
-
-    def as_json(self) -> dict:
-        d = self.__dict__.copy()
-        d["result_uids"] = list(self.result_uids)
-        return d
-
-
-@dataclass(frozen=True)
-class Transition:
-    study_uid: str
-    from_state: str | None
-    to_state: str
-    at: float
-    note: str
+from pacs_bridge.service.journal_records import (  # noqa: F401 (states re-exported)
+    ANALYSING,
+    FAILED,
+    FINISHED,
+    QUEUED,
+    RECEIVING,
+    SCHEMA,
+    SENDING,
+    SENT,
+    SKIPPED,
+    STATES,
+    StudyRecord,
+    Transaction,
+    Transition,
+    encode,
+    lease_alive,
+    process_owner,
+    record,
+)
 
 
 class Journal:
@@ -126,7 +56,7 @@ class Journal:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(SCHEMA)
             self._migrate()
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
@@ -148,7 +78,7 @@ class Journal:
     # -- writing -------------------------------------------------------------------------
 
     def _tx(self):
-        return _Transaction(self._db, self._lock)
+        return Transaction(self._db, self._lock)
 
     def _log(self, uid: str, old: str | None, new: str, now: float, note: str) -> None:
         self._db.execute(
@@ -216,7 +146,7 @@ class Journal:
         now = time.time() if now is None else now
         expect = tuple(expect)
         sets = ["state=?", "updated_at=?"] + [f"{k}=?" for k in fields]
-        values: list[object] = [new_state, now, *_encode(fields).values()]
+        values: list[object] = [new_state, now, *encode(fields).values()]
         with self._tx():
             row = self._db.execute(
                 "SELECT state FROM studies WHERE study_uid=?", (study_uid,)
@@ -234,7 +164,7 @@ class Journal:
         """Set fields without changing state (e.g. the routing decision)."""
         if not fields:
             return
-        enc = _encode(fields)
+        enc = encode(fields)
         with self._tx():
             self._db.execute(
                 f"UPDATE studies SET {', '.join(f'{k}=?' for k in enc)} WHERE study_uid=?",
@@ -258,7 +188,7 @@ class Journal:
                 " ORDER BY updated_at LIMIT 1",
                 (QUEUED, SENDING, now),
             ).fetchone()
-        return _record(row) if row else None
+        return record(row) if row else None
 
     def recover_after_restart(self, now: float | None = None) -> dict[str, int]:
         """Put interrupted work back in line; give receiving studies a fresh timeout window.
@@ -349,7 +279,7 @@ class Journal:
                 f"SELECT * FROM studies WHERE state IN ({','.join('?' * len(states))})"
                 " AND updated_at>=? ORDER BY updated_at", (*states, since)
             ).fetchall()
-        return [_record(r) for r in rows]
+        return [record(r) for r in rows]
 
     def requeue_failed(self, now: float | None = None) -> list[str]:
         """Every failed study back in line (operator's `retry`, or on restart if configured)."""
@@ -384,7 +314,7 @@ class Journal:
             rows = self._db.execute(
                 "SELECT * FROM studies WHERE state=? ORDER BY updated_at", (state,)
             ).fetchall()
-        return [_record(r) for r in rows]
+        return [record(r) for r in rows]
 
     def purgeable(self, cutoff: float) -> list[StudyRecord]:
         """Finished, not yet purged studies whose last change is older than `cutoff`."""
@@ -394,7 +324,7 @@ class Journal:
                 " AND purged_at=0 AND updated_at<? ORDER BY updated_at",
                 (*FINISHED, cutoff),
             ).fetchall()
-        return [_record(r) for r in rows]
+        return [record(r) for r in rows]
 
     def mark_sent(self, study_uid: str, sop_uid: str, destination: str) -> None:
         with self._tx():
@@ -429,12 +359,12 @@ class Journal:
             row = self._db.execute(
                 "SELECT * FROM studies WHERE study_uid=?", (study_uid,)
             ).fetchone()
-        return _record(row) if row else None
+        return record(row) if row else None
 
     def studies(self) -> list[StudyRecord]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM studies ORDER BY created_at").fetchall()
-        return [_record(r) for r in rows]
+        return [record(r) for r in rows]
 
     def transitions(self, study_uid: str) -> list[Transition]:
         with self._lock:
@@ -466,50 +396,3 @@ class Journal:
                 "SELECT state, COUNT(*) AS n FROM studies GROUP BY state"
             ).fetchall()
         return {r["state"]: r["n"] for r in rows}
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
-        self.db, self.lock = db, lock
-
-    def __enter__(self) -> None:
-        self.lock.acquire()
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self.lock.release()
-
-
-def process_owner() -> str:
-    """This process as a lease owner: "host:pid"."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def lease_alive(owner: str, until: float, now: float) -> bool:
-    """Whether a lease still holds: a process on this host while it lives (a SIGKILLed
-    worker frees its study at once), one on another host until the lease's time is up."""
-    if not owner:
-        return False
-    host, _, pid = owner.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return until >= now
-
-
-def _encode(fields: dict[str, object]) -> dict[str, object]:
-    return {k: json.dumps(list(v)) if k == "result_uids" else v for k, v in fields.items()}
-
-
-def _record(row: sqlite3.Row) -> StudyRecord:
-    d = dict(row)
-    d["result_uids"] = tuple(json.loads(d["result_uids"] or "[]"))
-    return StudyRecord(**d)
