@@ -13,7 +13,7 @@ import pytest
 
 from imaging.ddx.knowledge_view import load_view
 from imaging.notes import Resources, band, compose, to_json, to_markdown
-from imaging.notes.compose import saliency_zone
+from imaging.notes.saliency import saliency_zone
 from imaging.notes.strings import STRINGS
 from imaging.types import ClinicalContext
 
@@ -224,7 +224,8 @@ def test_calibrated_items_carry_probabilities_and_the_measured_hit_rate(res):
     from dataclasses import replace
 
     from imaging.ddx.calibration import calibration_feature
-    from imaging.notes.compose import rank_for
+    from imaging.ddx.rank import study_evidence
+    from imaging.notes.differential import rank_for
 
     calibrated = replace(res, calibration=_calibration())
     ctx = ClinicalContext(age=60, history="fever, cough")
@@ -233,7 +234,7 @@ def test_calibrated_items_carry_probabilities_and_the_measured_hit_rate(res):
     assert all(0.0 <= x <= 1.0 for x in p) and p == sorted(p, reverse=True)
     assert [d.band for d in note.differential] == [band(x) for x in p]
     # the number is the map applied to the item's log-softmax over every entry
-    ranked = rank_for(chest_radiograph_analysis(), ctx, calibrated)
+    ranked = rank_for(study_evidence(chest_radiograph_analysis()), ctx, calibrated)
     expected = _calibration().probabilities(
         calibration_feature(np.array([s.score for s in ranked]))[:1], True)[0]
     assert p[0] == round(float(expected), 4)
@@ -287,9 +288,7 @@ def replace_calibration(res):
 
 
 def test_a_rule_that_cannot_run_is_said_not_dropped(res, monkeypatch):
-    import sys
-
-    C = sys.modules["imaging.notes.compose"]  # the package's `compose` is the function
+    from imaging.notes import follow_up as C
     monkeypatch.setattr(C, "_rules", lambda: {})  # e.g. a registry that lost a rule
     note = compose(chest_radiograph_analysis(), ClinicalContext(age=70), resources=res)
     assert not any(f.rule_id == "pneumonia_followup_cxr" for f in note.follow_up)

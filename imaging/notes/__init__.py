@@ -1,6 +1,7 @@
 """The draft note: compose from an `Analysis`, render to Markdown or canonical JSON."""
 
-from .compose import Resources, band, compose
+from .bands import band
+from .compose import compose
 from .note import (
     ConsideredRule,
     DifferentialItem,
@@ -11,6 +12,7 @@ from .note import (
     Text,
 )
 from .render import to_json, to_markdown
+from .resources import Resources
 
 __all__ = ["ConsideredRule", "DifferentialItem", "FollowUpItem", "Note", "NoteSection",
            "ObservationItem", "Resources", "Text", "band", "compose", "to_json", "to_markdown"]
