@@ -30,12 +30,17 @@ from pydicom.dataset import Dataset
 from imaging.types import ImageStack, Window
 from pacs_bridge.errors import GeometryError, PixelDataError, RadAssistError
 
+from .four_d import as_float, b_value, representative_volume
 from .frames import decode_frames
-from .luts import functional_item
+from .geometry import (
+    _close_spacing,
+    _distinct,
+    _same_orientation,
+    frame_geometry,
+)
 from .mosaic import MosaicLayout, mosaic_layout, tile_positions, unpack
 from .windows import window_presets
 
-ORIENTATION_TOLERANCE = 5e-3  # max abs difference of direction cosines within one stack
 SAME_POSITION_MM = 0.01  # slices closer than this along the normal share a position
 UNEVEN_RELATIVE = 0.05  # a step may differ from the median step by 5 % + 0.01 mm
 GANTRY_TILT_DEGREES = 1.0  # angle between slice normal and the direction slices advance
@@ -61,79 +66,6 @@ class _Slice:
 class _Group:
     slices: list[_Slice] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-
-def _floats(value: object, n: int) -> np.ndarray | None:
-    try:
-        arr = np.asarray([float(v) for v in value], dtype=np.float64)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        return None
-    return arr if arr.shape == (n,) and np.all(np.isfinite(arr)) else None
-
-
-def _spacing_pair(ds: Dataset | None) -> tuple[float, float] | None:
-    if ds is None:
-        return None
-    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        pair = _floats(ds.get(keyword), 2) if keyword in ds else None
-        if pair is not None and np.all(pair > 0):
-            return float(pair[0]), float(pair[1])
-    return None
-
-
-def _unit_orientation(iop: np.ndarray | None) -> np.ndarray | None:
-    if iop is None:
-        return None
-    row, col = iop[:3], iop[3:]
-    nr, nc = np.linalg.norm(row), np.linalg.norm(col)
-    if nr < 1e-6 or nc < 1e-6 or np.linalg.norm(np.cross(row, col)) < 1e-6 * nr * nc:
-        return None
-    return np.concatenate([row / nr, col / nc])
-
-
-def frame_geometry(
-    ds: Dataset, n_frames: int
-) -> list[tuple[np.ndarray | None, np.ndarray | None, tuple[float, float] | None]]:
-    """(orientation, position, pixel spacing) per frame, from per-frame groups or the top level."""
-    top_iop = _unit_orientation(_floats(ds.get("ImageOrientationPatient"), 6))
-    top_ipp = _floats(ds.get("ImagePositionPatient"), 3)
-    top_spacing = _spacing_pair(ds)
-    enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
-    out = []
-    if enhanced:
-        for i in range(n_frames):
-            orient = functional_item(ds, i, "PlaneOrientationSequence")
-            pos = functional_item(ds, i, "PlanePositionSequence")
-            measures = functional_item(ds, i, "PixelMeasuresSequence")
-            iop = _unit_orientation(
-                _floats(orient.get("ImageOrientationPatient"), 6) if orient is not None else None
-            )
-            ipp = _floats(pos.get("ImagePositionPatient"), 3) if pos is not None else None
-            out.append(
-                (
-                    iop if iop is not None else top_iop,
-                    ipp if ipp is not None else (top_ipp if n_frames == 1 else None),
-                    _spacing_pair(measures) or top_spacing,
-                )
-            )
-        return out
-    offsets = _floats(ds.get("GridFrameOffsetVector"), n_frames) if n_frames > 1 else None
-    for i in range(n_frames):
-        if n_frames == 1:
-            ipp = top_ipp
-        elif offsets is not None and top_ipp is not None and top_iop is not None:
-            normal = np.cross(top_iop[:3], top_iop[3:])  # RT dose: frames offset along normal
-            ipp = top_ipp + offsets[i] * normal
-        else:
-            ipp = None  # classic multi-frame (cine): frames are time points, not positions
-        out.append((top_iop, ipp, top_spacing))
-    return out
-
-
-def _same_orientation(a: np.ndarray | None, b: np.ndarray | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return float(np.max(np.abs(a - b))) <= ORIENTATION_TOLERANCE
 
 
 def _fmt(values: Iterable[float]) -> str:
@@ -188,20 +120,6 @@ def _split_by_orientation_and_size(slices: list[_Slice]) -> list[_Group]:
     return groups
 
 
-def _distinct(items: list, same) -> int:
-    reps: list = []
-    for item in items:
-        if not any(same(item, r) for r in reps):
-            reps.append(item)
-    return len(reps)
-
-
-def _close_spacing(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return abs(a[0] - b[0]) <= 1e-3 * max(a[0], 1.0) and abs(a[1] - b[1]) <= 1e-3 * max(a[1], 1.0)
-
-
 def _order_and_measure(group: _Group) -> list[tuple[list[_Slice], float, list[str], int]]:
     """Sort along the normal; fold repeated positions into 4D; measure spacing and oddities.
 
@@ -246,7 +164,7 @@ def _order_and_measure(group: _Group) -> list[tuple[list[_Slice], float, list[st
         repeated = sum(len(b) - 1 for b in buckets)
         if len(counts) == 1:
             n_volumes = counts.pop()
-            volume, note = _representative_volume(buckets, n_volumes)
+            volume, note = representative_volume(buckets, n_volumes)
             warnings.append(note)
             ordered = volume
         else:
@@ -287,34 +205,6 @@ def _order_and_measure(group: _Group) -> list[tuple[list[_Slice], float, list[st
             f"{MIN_VOLUME_SLICES} (a localizer or an incomplete series?)"
         )
     return [(ordered, median, [*warnings, *own], n_volumes)]
-
-
-def _representative_volume(buckets: list[list[_Slice]], k: int) -> tuple[list[_Slice], str]:
-    """The volume a reader would look at first, and the `four_d` note that says so.
-
-    Diffusion: the lowest b-value (b=0 is the anatomical one; a slice without a b-value in
-    a diffusion series is taken as b=0, as scanners often omit it there). Otherwise the
-    first volume in acquisition order (first time point, first echo).
-    """
-    b_values = {s.b_value for b in buckets for s in b}
-    echoes = {s.echo_time for b in buckets for s in b if s.echo_time is not None}
-    diffusion = any(v for v in b_values if v)
-    if diffusion:
-        for b in buckets:
-            b.sort(key=lambda s: s.b_value or 0.0)  # stable: acquisition order among equals
-        kind = "diffusion, b = " + ", ".join(
-            f"{v:g}" for v in sorted({v or 0.0 for v in b_values})) + " s/mm²"
-        chosen = f"the b = {buckets[0][0].b_value or 0.0:g} volume"
-    elif len(echoes) > 1:
-        kind = f"{len(echoes)} echoes"
-        chosen = "the first echo"
-    else:
-        kind = "time series"
-        chosen = "the first time point"
-    volume = [b[0] for b in buckets]
-    note = (f"four_d: {k} volumes of {len(buckets)} slices ({kind}); read as one series and "
-            f"analysed on {chosen}")
-    return volume, note
 
 
 def _instances(series: object) -> list[object]:
@@ -428,9 +318,9 @@ def _slices_of(idx: int, ds: Dataset, sop: str, shape: tuple[int, ...],
                layout: MosaicLayout | None) -> list[_Slice]:
     """The slices of one instance whose frames have `shape` (frames, rows, cols[, 3])."""
     photometric = "RGB" if len(shape) == 4 else "MONOCHROME2"
-    b_value, echo = _b_value(ds), _float(ds.get("EchoTime"))
+    bval, echo = b_value(ds), as_float(ds.get("EchoTime"))
     return [_Slice(idx, f, sop, iop, ipp, spacing, tuple(shape[1:]), photometric,
-                   b_value=b_value, echo_time=echo)
+                   b_value=bval, echo_time=echo)
             for f, (iop, ipp, spacing) in enumerate(_geometry(ds, shape[0], layout))]
 
 
@@ -480,36 +370,6 @@ def _geometry(ds: Dataset, n: int, layout: MosaicLayout | None):
         return frame_geometry(ds, n)
     ((iop, ipp, spacing),) = frame_geometry(ds, 1)
     return [(iop, pos, spacing) for pos in tile_positions(ds, layout, n, iop, ipp, spacing)]
-
-
-def _float(value: object) -> float | None:
-    try:
-        out = float(value[0] if isinstance(value, list | tuple) else value)  # type: ignore[index]
-    except (TypeError, ValueError, IndexError):
-        return None
-    return out if math.isfinite(out) else None
-
-
-# Diffusion b-value: the standard attribute, then GE's and Siemens' private ones
-_PRIVATE_B_VALUES = ((0x0043, "GEMS_PARM_01", 0x39), (0x0019, "SIEMENS MR HEADER", 0x0C))
-
-
-def _b_value(ds: Dataset) -> float | None:
-    value = _float(ds.get("DiffusionBValue"))
-    if value is not None:
-        return value
-    for group, creator, offset in _PRIVATE_B_VALUES:
-        try:
-            raw = ds.private_block(group, creator)[offset].value
-        except (KeyError, ValueError):
-            continue
-        if isinstance(raw, bytes):
-            raw = raw.decode("ascii", "replace").split("\\")
-        value = _float(raw)
-        if value is not None:
-            # GE stores b + 10^9 × (a flag) in the first value
-            return value % 1e9 if group == 0x0043 else value
-    return None
 
 
 def _gather(ordered: list[_Slice], arrays: list, uses: Counter) -> np.ndarray:
