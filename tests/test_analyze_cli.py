@@ -28,7 +28,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def model_ready() -> bool:
     weights = Path(os.environ.get("RADASSIST_WEIGHTS", REPO / "weights"))
     return ((weights / "models" / "model.pt").is_file()
-            and (REPO / "imaging" / "analyze.py").is_file())
+            and (REPO / "imaging" / "analyze" / "__init__.py").is_file())
 
 
 needs_model = pytest.mark.skipif(not model_ready(),

@@ -119,7 +119,7 @@ def test_non_image_series_skipped_with_warning(model, tmp_path):
 
 
 def test_long_stack_is_subsampled_with_driving_slices(model):
-    from imaging.analyze import MAX_SLICES, analyze_stack
+    from imaging.analyze import analyze_stack
     from imaging.pixels import series_stacks
     from imaging.types import ImageStack
 
@@ -138,4 +138,4 @@ def test_long_stack_is_subsampled_with_driving_slices(model):
     assert not s.out_of_distribution, s.warnings
     driven = [o.slices for o in s.observations if o.kind in ("region", "plane")]
     assert driven and all(len(sl) == 3 for sl in driven)
-    assert MAX_SLICES == 24
+    assert model.spec.max_slices_per_stack == 24  # the bundle's inference.json

@@ -6,7 +6,6 @@ mode, no randomness; the same batch gives the same numbers bit for bit.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,18 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imaging.datasets import FINDINGS
-from imaging.model.network import SOFTMAX_HEADS, build_clip
+from imaging.model.bundle import BundleSpec, default_weights_dir
+from imaging.model.network import build_clip, load_state
 from pacs_bridge.errors import ModelError
 
 BUNDLE_FILES = ("configs/metadata.json", "configs/inference.json", "models/model.pt")
-
-
-def default_weights_dir() -> Path:
-    env = os.environ.get("RADASSIST_WEIGHTS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent.parent / "weights"
 
 
 def configure_torch(strict_determinism: bool = True) -> None:
@@ -46,16 +38,21 @@ def configure_torch(strict_determinism: bool = True) -> None:
 class Prediction:
     """Per image: calibrated probabilities of every head and the joint-space embedding."""
 
-    modality: np.ndarray  # (N, 3)
-    region: np.ndarray  # (N, 6)
-    plane: np.ndarray  # (N, 3)
-    findings: np.ndarray  # (N, len(FINDINGS)) independent sigmoids
+    # columns in the bundle's label order (`BundleModel.spec.labels(head)`)
+    modality: np.ndarray  # (N, len(spec.modalities))
+    region: np.ndarray  # (N, len(spec.regions))
+    plane: np.ndarray  # (N, len(spec.planes))
+    findings: np.ndarray  # (N, len(spec.findings)) independent sigmoids
     embedding: np.ndarray  # (N, D) L2-normalised
     features: np.ndarray  # (N, FEATURE_DIM) standardised trunk features
 
 
 class BundleModel:
     """What both model flavours share: reading the bundle, the OOD reference, `quality`.
+
+    `spec` (`bundle.BundleSpec`) is the bundle's own description, read and checked once:
+    labels of every head in output order, thresholds, input size; the head sizes of
+    `models/model.pt` are checked against its labels before anything runs.
 
     `RadAssistModel` (eager MONAI / open_clip network) and `runtime.RuntimeModel` (its
     TorchScript export) add `predict`, `encode_text` and `gradcam`.
@@ -69,12 +66,12 @@ class BundleModel:
         if missing:
             raise ModelError(str(weights_dir), f"weights bundle incomplete, missing {missing}; "
                              "run `radassist train --out weights/`", reason="weights_missing")
+        self.spec = BundleSpec.from_dir(weights_dir)
         configure_torch(self.strict_determinism)
         self.weights_dir = weights_dir
-        self.metadata = json.loads((weights_dir / "configs/metadata.json").read_text())
-        self.inference_config = json.loads((weights_dir / "configs/inference.json").read_text())
-        self.version = str(self.metadata.get("version", "unknown"))
-        self.text_tower = self.inference_config.get("text_tower", "minilm")
+        self.metadata = self.spec.metadata
+        self.version = self.spec.version
+        self.text_tower = self.spec.text_tower
         try:
             payload = torch.load(weights_dir / "models/model.pt", map_location="cpu",
                                  weights_only=True)
@@ -82,10 +79,15 @@ class BundleModel:
             raise ModelError(str(weights_dir / "models/model.pt"), f"cannot load weights: {exc}",
                              reason="weights_unreadable") from exc
         self._state_dict = payload["state_dict"]  # the eager network loads it; others drop it
+        self.spec.check_weights(self._state_dict)
         # OOD reference: embeddings of the training images, and the validation distribution
         # of nearest-neighbour similarity used to turn a similarity into a quality score.
         self.ood_bank = payload["ood_bank"].float().numpy()
         self.ood_reference = np.sort(payload["ood_reference"].float().numpy())
+        if self.ood_bank.shape[1] != self.spec.embedding_dim:
+            raise ModelError(str(weights_dir / "models/model.pt"), f"the OOD bank has "
+                             f"{self.ood_bank.shape[1]}-d embeddings, the metadata states "
+                             f"{self.spec.embedding_dim}", reason="bundle_invalid")
 
     def predict(self, batch: torch.Tensor | np.ndarray) -> Prediction:
         raise NotImplementedError
@@ -137,17 +139,10 @@ class RadAssistModel(BundleModel):
 
     def __init__(self, weights_dir: Path) -> None:
         super().__init__(weights_dir)
-        self.clip, self.tokenizer = build_clip(self.text_tower, pretrained_trunk=False)
-        result = self.clip.load_state_dict(self._state_dict, strict=False)
+        self.clip, self.tokenizer = build_clip(self.text_tower, pretrained_trunk=False,
+                                               head_sizes=self.spec.head_sizes)
+        load_state(self.clip, self._state_dict, self.text_tower, str(self.weights_dir))
         self._state_dict = None
-        unexpected = list(result.unexpected_keys)
-        missing_keys = [k for k in result.missing_keys
-                        if not (self.text_tower == "minilm" and k.startswith("text.transformer."))]
-        if unexpected or missing_keys:
-            raise ModelError(str(self.weights_dir), f"weights do not match the network "
-                             f"(missing {missing_keys[:3]}, unexpected {unexpected[:3]})",
-                             reason="weights_mismatch")
-        self.clip.eval()
         self.visual = self.clip.visual
 
     # -- images ---------------------------------------------------------------------------
@@ -201,5 +196,5 @@ class _FindingLogits(torch.nn.Module):
     def forward(self, x):
         return self.visual.heads(self.visual.features(x))["findings"]
 
-
-HEAD_LABELS = {**SOFTMAX_HEADS, "findings": FINDINGS}
+__all__ = ["BUNDLE_FILES", "BundleModel", "Prediction", "RadAssistModel", "as_batch",
+           "configure_torch", "default_weights_dir", "prediction", "scale_unit"]

@@ -24,9 +24,14 @@ from torch import nn
 
 from imaging.datasets import FINDINGS, MODALITIES, PLANES, REGIONS
 from imaging.model.backbone import FEATURE_DIM, Encoder
+from pacs_bridge.errors import ModelError
 
 EMBED_DIM = 256
-SOFTMAX_HEADS = {"modality": MODALITIES, "region": REGIONS, "plane": PLANES}
+SOFTMAX_HEADS = {"modality": MODALITIES, "region": REGIONS, "plane": PLANES}  # training labels
+HEAD_NAMES = (*SOFTMAX_HEADS, "findings")
+# Head sizes of a network trained now (training labels); a loaded bundle states its own.
+TRAINING_HEAD_SIZES = {**{name: len(labels) for name, labels in SOFTMAX_HEADS.items()},
+                       "findings": len(FINDINGS)}
 
 
 def minilm_dir() -> str:
@@ -60,17 +65,18 @@ class VisualTower(nn.Module):
     `heads(features)` returns calibrated logits (already divided by the temperatures).
     """
 
-    def __init__(self, pretrained_trunk: bool = False) -> None:
+    def __init__(self, pretrained_trunk: bool = False,
+                 head_sizes: dict[str, int] | None = None) -> None:
         super().__init__()
+        sizes = dict(head_sizes or TRAINING_HEAD_SIZES)
         self.encoder = Encoder(pretrained=pretrained_trunk)
         self.register_buffer("feat_mean", torch.zeros(FEATURE_DIM))
         self.register_buffer("feat_std", torch.ones(FEATURE_DIM))
-        self.head = nn.ModuleDict({name: nn.Linear(FEATURE_DIM, len(labels))
-                                   for name, labels in SOFTMAX_HEADS.items()})
-        self.head["findings"] = nn.Linear(FEATURE_DIM, len(FINDINGS))
+        self.head = nn.ModuleDict({name: nn.Linear(FEATURE_DIM, sizes[name])
+                                   for name in HEAD_NAMES})
         for name in SOFTMAX_HEADS:
             self.register_buffer(f"temperature_{name}", torch.ones(1))
-        self.register_buffer("temperature_findings", torch.ones(len(FINDINGS)))
+        self.register_buffer("temperature_findings", torch.ones(sizes["findings"]))
         self.proj = nn.Sequential(nn.Linear(FEATURE_DIM, 512), nn.GELU(),
                                   nn.Linear(512, EMBED_DIM))
 
@@ -88,8 +94,12 @@ class VisualTower(nn.Module):
         return self.embed(self.features(x))
 
 
-def build_clip(text_tower: str, pretrained_trunk: bool = False):
-    """open_clip model with our MONAI visual tower; returns (model, tokenizer)."""
+def build_clip(text_tower: str, pretrained_trunk: bool = False,
+               head_sizes: dict[str, int] | None = None):
+    """open_clip model with our MONAI visual tower; returns (model, tokenizer).
+
+    `head_sizes` ({"modality": 3, ...}): a bundle's own, default the training labels'.
+    """
     import open_clip
 
     name = f"radassist-lite0-{text_tower}"
@@ -99,7 +109,7 @@ def build_clip(text_tower: str, pretrained_trunk: bool = False):
         open_clip.add_model_config(cfg_path)
         model = open_clip.create_model(name, pretrained=None, device="cpu")
         tokenizer = open_clip.get_tokenizer(name)
-    model.visual = VisualTower(pretrained_trunk=pretrained_trunk)
+    model.visual = VisualTower(pretrained_trunk=pretrained_trunk, head_sizes=head_sizes)
     if text_tower == "minilm":
         for p in model.text.transformer.parameters():  # locked; only the projection learns
             p.requires_grad_(False)
@@ -129,6 +139,43 @@ def _quiet_loaders():
         if transformers is not None:
             transformers.logging.set_verbosity(verbosity)
             transformers.logging.enable_progress_bar()
+
+
+def bundle_network(text_tower: str, outputs: dict | None = None) -> nn.Module:
+    """The bundle's `network_def`: the open_clip model with our MONAI tower, untrained.
+
+    `outputs` is the metadata's `network_data_format.outputs` (head sizes from each head's
+    `num_channels` / `channel_def`); without it, the training labels' sizes.
+    """
+    head_sizes = None
+    if outputs is not None:
+        from imaging.model.bundle import channel_labels
+
+        head_sizes = {head: len(channel_labels(outputs[head], f"outputs.{head}",
+                                               "network_data_format"))
+                      for head in HEAD_NAMES}
+    return build_clip(text_tower, head_sizes=head_sizes)[0]
+
+
+def load_state(model: nn.Module, state_dict: dict, text_tower: str, source: str) -> nn.Module:
+    """Load a bundle's state dict into `model` (locked MiniLM weights come from their
+    package); any other missing or unexpected key is a `ModelError` naming `source`."""
+    result = model.load_state_dict(state_dict, strict=False)
+    missing = [k for k in result.missing_keys
+               if not (text_tower == "minilm" and k.startswith("text.transformer."))]
+    if missing or result.unexpected_keys:
+        raise ModelError(source, f"weights do not match the network (missing {missing[:3]}, "
+                         f"unexpected {list(result.unexpected_keys)[:3]})",
+                         reason="weights_mismatch")
+    return model.eval()
+
+
+def load_bundle_weights(model: nn.Module, path: str | Path, text_tower: str = "minilm"
+                        ) -> nn.Module:
+    """The bundle's `network`: `network_def` with `models/model.pt` loaded (its
+    `state_dict`; the OOD bank beside it is not part of the network)."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    return load_state(model, payload["state_dict"], text_tower, str(path))
 
 
 def trainable_state_dict(model: nn.Module, text_tower: str) -> dict[str, torch.Tensor]:

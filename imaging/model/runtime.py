@@ -84,7 +84,8 @@ def export(weights_dir: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.with_name(out_dir.name + f".{os.getpid()}.tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    example = torch.linspace(0, 1, TRACE_BATCH * 224 * 224).reshape(TRACE_BATCH, 1, 224, 224)
+    size = eager.spec.input_size
+    example = torch.linspace(0, 1, TRACE_BATCH * size * size).reshape(TRACE_BATCH, 1, size, size)
     tokens = eager.tokenizer(["a chest radiograph", "axial CT of the head"])
     from imaging.model.network import _quiet_loaders
 
