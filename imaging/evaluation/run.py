@@ -38,8 +38,16 @@ def _batches(records: list[ImageRecord], size: int, desc: str):
         yield chunk, torch.stack([to_input(load_jpeg(r.path)) for r in chunk])
 
 
+_LABELS = {"modality": MODALITIES, "region": REGIONS, "plane": PLANES, "findings": FINDINGS}
+
+
 def predict_records(model, records: list[ImageRecord], batch_size: int = 32) -> dict:
-    """Probabilities of every head and embeddings for each record, in order."""
+    """Probabilities of every head and embeddings for each record, in order.
+
+    Columns come back in the data's label order (`imaging.datasets`), whatever order the
+    bundle's heads use (`model.spec`): a bundle with another order is scored right, and one
+    lacking a label the data has is refused, never mislabelled.
+    """
     parts: dict[str, list[np.ndarray]] = {k: [] for k in
                                           ("modality", "region", "plane", "findings", "embedding")}
     for _, x in _batches(records, batch_size, "model"):
@@ -47,7 +55,20 @@ def predict_records(model, records: list[ImageRecord], batch_size: int = 32) -> 
         for k in parts:
             parts[k].append(getattr(p, k))
     d = len(REGIONS)
-    return {k: (np.concatenate(v) if v else np.zeros((0, d))) for k, v in parts.items()}
+    out = {k: (np.concatenate(v) if v else np.zeros((0, d))) for k, v in parts.items()}
+    spec = getattr(model, "spec", None)
+    for head, wanted in _LABELS.items():
+        have = tuple(spec.labels(head)) if spec is not None else tuple(wanted)
+        if have == tuple(wanted) or not len(out[head]):
+            continue
+        missing = [label for label in wanted if label not in have]
+        if missing:
+            from common.errors import ModelError
+
+            raise ModelError("weights", f"the bundle's {head} head lacks {missing}",
+                             reason="bundle_invalid")
+        out[head] = out[head][:, [have.index(label) for label in wanted]]
+    return out
 
 
 def region_decision(modality_p: np.ndarray, region_p: np.ndarray) -> np.ndarray:
