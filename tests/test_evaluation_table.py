@@ -97,3 +97,35 @@ def test_bootstrap_auroc_equals_sklearn_with_ties():
         y = np.arange(n) % 2
         score = np.round(rng.random(n), 1)  # many ties
         assert abs(roc_auc(y, score) - roc_auc_score(y, score)) < 1e-12
+
+
+def test_predictions_are_read_in_the_data_label_order_whatever_the_bundle_order(tmp_path):
+    """A bundle whose findings head lists its labels in another order is scored right."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from PIL import Image
+
+    from imaging.datasets import FINDINGS, MODALITIES, PLANES, REGIONS, ImageRecord
+    from imaging.evaluation.run import predict_records
+
+    path = tmp_path / "x.jpg"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(path)
+    reversed_findings = tuple(reversed(FINDINGS))
+    row = np.arange(len(FINDINGS), dtype=np.float32)  # value k for the bundle's k-th label
+
+    class Model:
+        spec = SimpleNamespace(labels=lambda head: {
+            "modality": MODALITIES, "region": REGIONS, "plane": PLANES,
+            "findings": reversed_findings}[head])
+
+        def predict(self, x):
+            n = len(x)
+            return SimpleNamespace(
+                modality=np.full((n, len(MODALITIES)), 1 / 3), region=np.zeros((n, len(REGIONS))),
+                plane=np.zeros((n, 3)), findings=np.tile(row, (n, 1)), embedding=np.zeros((n, 4)))
+
+    record = ImageRecord("x", "nih_cxr14", path, "test", "p1", "XR", "chest_radiograph", None)
+    probs = predict_records(Model(), [record])
+    for k, name in enumerate(FINDINGS):
+        assert probs["findings"][0, k] == reversed_findings.index(name)
