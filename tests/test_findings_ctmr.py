@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from imaging.training.findings_text import LabelledImage, mentions, select
+from imaging.knowledge.findings_text import LabelledImage, mentions, select
 
 
 def test_mentions_skip_negated_findings_within_the_clause():

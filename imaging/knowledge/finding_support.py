@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..training.findings_text import mentions
+from .findings_text import mentions
 
 DIAGNOSES = Path(__file__).resolve().parent / "diagnoses"
 

@@ -121,8 +121,8 @@ def fit(data_dir: Path, out_dir: Path) -> dict:
     from ..cases.library import read_medpix
     from ..datasets import load_medpix
     from ..evaluation.medpix_study import image_outputs
+    from ..knowledge.findings_text import image_labels, select
     from ..model import get_model
-    from .findings_text import image_labels, select
 
     model = get_model()
     cases_findings = {c["U_id"]: (c.get("Case") or {}).get("Findings") or ""
