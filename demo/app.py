@@ -19,6 +19,7 @@ from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
+from common.catalog import language_name, languages  # noqa: E402
 from demo import callbacks as cb  # noqa: E402
 from demo import quiz_ui, similar  # noqa: E402
 from demo.header_panel import HEADER_COLUMNS  # noqa: E402
@@ -26,7 +27,7 @@ from demo.render import gallery_files, picture_file  # noqa: E402
 from demo.teaching import TeachingLibrary, load_library  # noqa: E402
 
 TITLE = "RadAssist — offline second read (research and teaching aid, not a medical device)"
-LANGS = [("English", "en"), ("中文", "zh")]
+LANGS = [(language_name(lang), lang) for lang in languages()]  # every catalogue
 WARM_UP_PASSES = 3
 # one model, one analysis at a time (its Grad-CAM hooks are shared); display stays parallel
 MODEL_QUEUE = {"concurrency_limit": 1, "concurrency_id": "model"}

@@ -11,6 +11,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common.catalog import languages
 from demo.state import AI_DRAFT, Progress, ViewerState, _parts, _readable
 from imaging.types import Analysis, ClinicalContext
 from pacs_bridge.study import Study
@@ -79,8 +80,8 @@ def observations_rows(state: ViewerState) -> list[list[object]]:
 
 
 def note_markdown(state: ViewerState, lang: str = "en") -> str:
-    """The draft note in English or Chinese; without a note, what is available and why."""
-    lang = "zh" if lang == "zh" else "en"
+    """The draft note in one of its languages; without a note, what is available and why."""
+    lang = lang if lang in languages() else "en"
     if state.note is not None:
         parts = _parts()
         if parts.to_markdown is not None:
@@ -118,7 +119,7 @@ def export_files(state: ViewerState) -> list[str]:
         path = out / f"{stem}.json"
         path.write_text(parts.to_json(state.note), encoding="utf-8")
         files["json"] = str(path)
-    for lang in ("en", "zh"):
+    for lang in languages():
         path = out / f"{stem}.{lang}.md"
         path.write_text(note_markdown(state, lang), encoding="utf-8")
         files[f"md_{lang}"] = str(path)

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from common.catalog import languages
 from demo.callbacks import ViewerState
 from demo.render import gallery_files, picture_file
 from demo.teaching import TeachingCase, load_library
 
 
 def _lang(lang: str | None) -> str:
-    return "zh" if lang == "zh" else "en"
+    return lang if lang in languages() else "en"
 
 
 def _medpix_id(case_id: str) -> str:

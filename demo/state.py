@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.catalog import languages
 from imaging.types import Analysis, ClinicalContext, ImageStack
 from pacs_bridge.errors import RadAssistError
 from pacs_bridge.study import IngestResult, Series, Study
@@ -120,7 +121,7 @@ def context_from_inputs(age: object, sex: str | None, history: str | None, lang:
         age_value = None
     sex_value = {"female": "F", "f": "F", "male": "M", "m": "M"}.get(str(sex or "").lower())
     return ClinicalContext(age=age_value, sex=sex_value, history=(history or "").strip(),
-                           lang="zh" if lang == "zh" else "en")
+                           lang=lang if lang in languages() else "en")
 
 
 def _readable(exc: BaseException, source: str | None = None) -> str:

@@ -19,7 +19,7 @@ class ClinicalContext:
     age: int | None = None
     sex: str | None = None  # "F" | "M" | None
     history: str = ""  # indication or clinical history, free text
-    lang: str = "en"  # "en" | "zh"
+    lang: str = "en"  # "en" or any language with a catalogue (common.catalog.languages())
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from common.catalog import languages
 from pacs_bridge.errors import IngestError, RadAssistError
 
 
@@ -17,7 +18,8 @@ def register(subparsers) -> None:
     p.add_argument("--age", type=int, default=None)
     p.add_argument("--sex", choices=("F", "M"), default=None)
     p.add_argument("--history", default="", help="clinical history or indication text")
-    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--lang", choices=languages(), default="en",
+                   help="note language: English, or any with a catalogue (common/locale)")
     p.add_argument("--format", choices=("md", "json"), default="md")
     p.add_argument("--sr", type=Path, default=None, help="write the DICOM SR here")
     p.add_argument("--sc", type=Path, default=None, help="write the secondary capture here")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import string
 import subprocess
 import sys
@@ -168,13 +169,53 @@ def test_same_input_same_bytes_twice_and_across_processes(res, kb_dir):
     assert other == (to_json(first) + to_markdown(first, "en")).encode()
 
 
-def test_every_string_exists_in_both_languages_with_same_fields():
+def test_every_catalogue_translates_every_string_with_the_same_fields():
+    """Each language's catalogue holds every key, for the current English, same fields."""
+    from common.catalog import catalogs
+
     formatter = string.Formatter()
-    for key, (en, zh) in STRINGS.items():
-        assert en.strip() and zh.strip(), key
-        en_fields = sorted(f for _, f, _, _ in formatter.parse(en) if f)
-        zh_fields = sorted(f for _, f, _, _ in formatter.parse(zh) if f)
-        assert en_fields == zh_fields, key
+    assert "zh" in catalogs()
+    for lang, table in catalogs().items():
+        for key, en in STRINGS.items():
+            assert (key, en) in table, f"{lang}: {key} missing or for an older English text"
+            translated = table[(key, en)]
+            assert translated.strip() or not en.strip(), (lang, key)
+            en_fields = sorted(f for _, f, _, _ in formatter.parse(en) if f)
+            other = sorted(f for _, f, _, _ in formatter.parse(translated) if f)
+            assert en_fields == other, (lang, key)
+
+
+def test_a_third_language_is_a_catalogue(res, tmp_path, monkeypatch):
+    """A new catalogue (here a made-up French one for three strings) is enough for notes
+    in that language: no code names it; what it does not translate stays English."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import write_po
+
+    import common.catalog as catalog
+
+    cat = Catalog(locale="fr", domain=catalog.DOMAIN)
+    cat.add(STRINGS["title"], "Note d'imagerie (brouillon)", context="title")
+    cat.add(STRINGS["sec.differential"], "Diagnostic différentiel", context="sec.differential")
+    cat.add(STRINGS["disclaimer"], "Brouillon IA — non relu par un médecin",
+            context="disclaimer")
+    folder = tmp_path / "fr" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    shutil.copytree(catalog.LOCALE_DIR / "zh", tmp_path / "zh")
+    with open(folder / f"{catalog.DOMAIN}.po", "wb") as fh:
+        write_po(fh, cat)
+    monkeypatch.setattr(catalog, "LOCALE_DIR", tmp_path)
+    catalog.catalogs.cache_clear()
+    try:
+        assert catalog.languages() == ("en", "fr", "zh")
+        note = compose(chest_radiograph_analysis(), ClinicalContext(history="fever"),
+                       resources=res)
+        md = to_markdown(note, "fr")
+        assert md.startswith("# Note d'imagerie (brouillon)")
+        assert "Brouillon IA — non relu par un médecin" in md and "Diagnostic différentiel" in md
+        assert "## 2. Observations" in md  # untranslated: English
+        assert to_markdown(note, "zh") == to_markdown(note, "zh")  # zh unchanged beside it
+    finally:
+        catalog.catalogs.cache_clear()
 
 
 def test_saliency_zone_names_the_patient_side():

@@ -21,7 +21,7 @@ from .follow_up import follow_up_section
 from .note import Note, NoteSection, ObservationItem, Text
 from .resources import Resources, default_resources
 from .series_text import ROLE_KEYS, series_items, study_summary, warning_text
-from .strings import DISCLAIMER, STRINGS, observation_label, t, tt
+from .strings import STRINGS, joined, observation_label, t, tt
 
 # Quality is the share of validation images less typical than the series (analyze.py). Below
 # the 1st percentile the series is out of distribution and not diagnosed; below the 10th it
@@ -59,7 +59,7 @@ def compose(
         study_instance_uid=analysis.study_instance_uid, model_version=analysis.model_version,
         knowledge_version=knowledge_version, out_of_distribution=not usable, sections=sections,
         observations=observations, differential=ddx.items,
-        follow_up=follow.items, considered_rules=follow.considered, disclaimer=DISCLAIMER,
+        follow_up=follow.items, considered_rules=follow.considered, disclaimer=t("disclaimer"),
         title=t("title"), series=series_items(analysis), summary=summary)
 
 
@@ -111,8 +111,7 @@ def _context_line(context: ClinicalContext) -> Text:
         parts.append(t("context.history", text=" ".join(context.history.split())))
     if not parts:
         return t("analysed.context_none")
-    return Text(t("analysed.context", text="; ".join(p.en for p in parts)).en,
-                t("analysed.context", text="；".join(p.zh for p in parts)).zh)
+    return tt("analysed.context", text=joined(parts, "list.separator"))
 
 
 def _observations(usable: list[SeriesAnalysis]) -> tuple[ObservationItem, ...]:
@@ -148,5 +147,5 @@ def _limitations(usable: list[SeriesAnalysis], ddx: DifferentialSection,
         limits.append(t("lim.no_text_model"))
     if any(d.saliency for d in ddx.items):
         limits.append(t("lim.saliency"))
-    limits.append(DISCLAIMER)
+    limits.append(t("disclaimer"))
     return tuple(limits)

@@ -17,7 +17,7 @@ from .evidence_text import evidence_texts
 from .note import DifferentialItem, Text
 from .resources import Resources
 from .saliency import saliency_ref
-from .strings import observation_label, t, tt
+from .strings import joined, observation_label, t, tt
 
 MAX_ITEMS = 5  # items shown
 SIMILAR_CASES_K = 5
@@ -116,7 +116,7 @@ def _trust_lines(calibration: Calibration | None, evidence: ddx_rank.StudyEviden
     if findings:
         items = [tt("ddx.finding_p", label=observation_label(code, label), probability=p)
                  for code, p, label in sorted(findings, key=lambda f: (-f[1], f[0]))]
-        lines = [tt("ddx.basis_findings", items=_joined(items))]
+        lines = [tt("ddx.basis_findings", items=joined(items))]
     else:
         lines = [t("ddx.basis_history")]
     if calibration is None:
@@ -158,7 +158,7 @@ def _no_evidence_reason(usable: list[SeriesAnalysis], context: ClinicalContext) 
                  for code, (p, cut) in sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))]
         key = ("ddx.none_no_finding_ctmr" if all(s.header_modality in ("CT", "MR")
                                                  for s in usable) else "ddx.none_no_finding")
-        return tt(key, items=_joined(items))
+        return tt(key, items=joined(items))
     return t("ddx.none_cross_sectional")
 
 
@@ -174,9 +174,9 @@ def _item_lines(rank_no: int, item: DifferentialItem, analysis: Analysis) -> lis
         lines = [tt("ddx.item", rank=rank_no, name=item.names, likelihood=item.likelihood,
                     band=t(f"band.{item.band}"))]
     if item.supporting:
-        lines.append(tt("ddx.supporting", items=_joined(item.supporting, "; ", "；")))
+        lines.append(tt("ddx.supporting", items=joined(item.supporting, "list.separator")))
     if item.against:
-        lines.append(tt("ddx.against", items=_joined(item.against, "; ", "；")))
+        lines.append(tt("ddx.against", items=joined(item.against, "list.separator")))
     if item.saliency is not None:
         index = next((i for i, s in enumerate(analysis.series, start=1)
                       if s.series_instance_uid == item.saliency.series_instance_uid), 1)
@@ -188,8 +188,3 @@ def _item_lines(rank_no: int, item: DifferentialItem, analysis: Analysis) -> lis
     lines.append(t("ddx.knowledge", id=item.knowledge_entry_id))
     lines.extend(item.discriminators)
     return lines
-
-
-def _joined(items, en: str = ", ", zh: str = "，") -> Text:
-    """`items` as one list, with each language's separator."""
-    return Text(en.join(i.en for i in items), zh.join(i.zh for i in items))

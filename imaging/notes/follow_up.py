@@ -69,8 +69,8 @@ def _follow_up(items: list[Scored], context: ClinicalContext, modality: str):
         entry = scored.entry
         for rec in entry.next_imaging:
             rule_id = rec.get("rule")
-            protocol = Text(*(str((rec.get("protocol") or {}).get(k, "")) for k in ("en", "zh")))
-            timing = Text(*(str((rec.get("timing") or {}).get(k, "")) for k in ("en", "zh")))
+            protocol = Text.from_mapping(rec.get("protocol") or {"en": ""})
+            timing = Text.from_mapping(rec.get("timing") or {"en": ""})
             urgency, citation = str(rec.get("urgency") or "routine"), str(rec.get("source") or "")
             if rule_id and rule_id not in rules:
                 # a knowledge entry names a rule that does not exist: say so, cite nothing

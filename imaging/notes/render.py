@@ -9,10 +9,14 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from common.text import Text
+
 from .note import Note
 
 
 def _plain(value):
+    if isinstance(value, Text):
+        return value.as_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
