@@ -33,11 +33,11 @@ def auto_window_name(modality: str) -> str:
 
 
 def _auto(array: np.ndarray, name: str = "auto") -> Window:
-    finite = array[np.isfinite(array)]
-    if finite.size == 0:
-        return Window(name, 0.5, 1.0)
-    lo, hi = (float(v) for v in np.percentile(finite, (0.5, 99.5)))
-    return Window(name, (lo + hi) / 2.0, max(hi - lo, 1.0))
+    """The pixel package's 0.5-99.5 % window, at least one unit wide for the slider."""
+    from imaging.pixels import auto_window
+
+    win = auto_window(array, name)
+    return Window(name, 0.5, 1.0) if win is None else Window(name, win.center, max(win.width, 1.0))
 
 
 def _middle_header_windows(view: StackView) -> tuple[Window, ...]:

@@ -12,9 +12,11 @@ import hashlib
 
 from pydicom.valuerep import DA, TM
 
+from ..notes.strings import t
+
 ALGORITHM_NAME = "radassist"
-AI_DRAFT = "AI draft — not reviewed by a physician"
-AI_DRAFT_ZH = "AI 草稿——未经医师审核"
+AI_DRAFT = t("disclaimer").en  # the note's own label, from its catalogue: one wording
+AI_DRAFT_ZH = t("disclaimer").zh
 
 
 def content_hash(payload: str | bytes) -> str:
