@@ -489,7 +489,9 @@ def run_fuzz(
     seeds = load_seeds(data_root)
     if not seeds:
         raise RuntimeError("no seed files found")
-    ctx = get_context("fork")
+    # forkserver, not fork: a worker forked from a process that has loaded torch (the test
+    # suite) inherits gigabytes of resident pages, which its peak RSS would count
+    ctx = get_context("forkserver")
     report = Report(run_seed, seeds=len(seeds))
     t0 = time.perf_counter()
     todo = list(range(start, start + cases))[::-1]

@@ -124,7 +124,10 @@ class _Model:
 def test_analysis_names_findings_in_the_bundles_order(weights_dir, monkeypatch):
     """Two bundles whose findings heads are in opposite orders, with the same probability
     per finding name, give the same observations: the columns are named by the bundle."""
-    import imaging.analyze.quality as quality
+    import importlib
+
+    # by module path: `imaging.analyze` as an attribute of `imaging` is the function
+    quality = importlib.import_module("imaging.analyze.quality")
     from imaging.analyze import interpret, prepare_stack
     from imaging.types import ImageStack
 
