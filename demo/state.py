@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from common.catalog import languages
+from common.errors import RadAssistError
 from imaging.notes.strings import STRINGS
 from imaging.types import Analysis, ClinicalContext, ImageStack
-from pacs_bridge.errors import RadAssistError
 from pacs_bridge.study import IngestResult, Series, Study
 
 AI_DRAFT = STRINGS["disclaimer"]  # the note's own label: one wording

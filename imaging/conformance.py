@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import RadAssistError
 from imaging.conformance_twins import (  # noqa: F401 (re-exported for the CLI and tests)
     KNOWN_TWINS,
     LOSSLESS_SYNTAXES,
@@ -43,7 +44,6 @@ from imaging.conformance_twins import (  # noqa: F401 (re-exported for the CLI a
     twin_of,
 )
 from imaging.pixels.frames import decode_frames
-from pacs_bridge.errors import RadAssistError
 from pacs_bridge.transfer_syntaxes import has_pixel_data
 
 ZSTD_MAX_BYTES = 2 * 1024**3  # a .zst that inflates beyond this is refused, not read
@@ -116,7 +116,7 @@ def walk(paths: Iterable[str | Path]) -> Iterator[Path]:
 def _zstd_bytes(path: Path) -> bytes:
     import zstandard
 
-    from pacs_bridge.errors import CorruptFileError
+    from common.errors import CorruptFileError
 
     try:
         with open(path, "rb") as fp:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from pacs_bridge.errors import ArchiveSafetyError, CorruptFileError, UnsupportedError
+from common.errors import ArchiveSafetyError, CorruptFileError, UnsupportedError
 from pacs_bridge.study import IngestWarning, Rejection
 
 ZIP_MAGIC = b"PK\x03\x04"

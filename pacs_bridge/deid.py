@@ -28,7 +28,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
-from pacs_bridge.errors import CorruptFileError, RadAssistError
+from common.errors import CorruptFileError, RadAssistError
 
 ANNEX_E_EDITION = "2026c"
 # De-identification Method is LO (64 characters a value), so it says what was done in parts.

@@ -43,7 +43,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.fileset import DIRECTORY_RECORDERS
 
-from pacs_bridge.errors import CorruptFileError, NotDicomError
+from common.errors import CorruptFileError, NotDicomError
 from pacs_bridge.sop_classes import MEDIA_STORAGE_DIRECTORY
 from pacs_bridge.study import IngestWarning
 

@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from pacs_bridge.errors import RadAssistError
+from common.errors import RadAssistError
 
 MAX_PIXEL_BYTES_ENV = "RADASSIST_MAX_PIXEL_BYTES"
 FILE_SECONDS_ENV = "RADASSIST_FILE_SECONDS"

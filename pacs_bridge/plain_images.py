@@ -22,7 +22,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from pacs_bridge.errors import CorruptFileError, NotDicomError, UnsupportedError
+from common.errors import CorruptFileError, NotDicomError, UnsupportedError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"

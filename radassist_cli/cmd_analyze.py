@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from common.catalog import languages
-from pacs_bridge.errors import IngestError, RadAssistError
+from common.errors import IngestError, RadAssistError
 
 
 def register(subparsers) -> None:

@@ -32,9 +32,9 @@ def register(subparsers) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from common.errors import RadAssistError
     from pacs_bridge.batch.engine import ClusterSpec, run_batch
     from pacs_bridge.batch.work import DEFAULT_ANALYZER
-    from pacs_bridge.errors import RadAssistError
 
     if args.out is None and not args.send:
         raise RadAssistError(None, "give --out DIR, --send, or both", reason="usage")

@@ -117,7 +117,7 @@ def _worker(args) -> int:
 
 
 def _status(args) -> int:
-    from pacs_bridge.errors import RadAssistError
+    from common.errors import RadAssistError
     from pacs_bridge.service.journal import Journal
     from pacs_bridge.service.service import read_runtime
 
@@ -155,7 +155,7 @@ def _status(args) -> int:
 
 
 def _journal(args):
-    from pacs_bridge.errors import RadAssistError
+    from common.errors import RadAssistError
     from pacs_bridge.service.journal import Journal
 
     cfg = _load(args)
@@ -169,7 +169,7 @@ def _keygen(args) -> int:
 
     from cryptography.fernet import Fernet
 
-    from pacs_bridge.errors import RadAssistError
+    from common.errors import RadAssistError
 
     try:
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -195,7 +195,7 @@ def _failed(args) -> int:
 
 
 def _retry(args) -> int:
-    from pacs_bridge.errors import RadAssistError
+    from common.errors import RadAssistError
 
     if not _journal(args).retry(args.study, note="retry requested by an operator"):
         raise RadAssistError(args.study, "not a failed study of this bridge", reason="usage")
@@ -204,7 +204,7 @@ def _retry(args) -> int:
 
 
 def _resend(args) -> int:
-    from pacs_bridge.errors import RadAssistError
+    from common.errors import RadAssistError
 
     if not _journal(args).resend(args.study):
         raise RadAssistError(args.study, "no sent or failed study with spooled results",
@@ -214,7 +214,7 @@ def _resend(args) -> int:
 
 
 def _pull(args) -> int:
-    from pacs_bridge.errors import RadAssistError
+    from common.errors import RadAssistError
     from pacs_bridge.service import pull
     from pacs_bridge.service.journal import Journal
     from pacs_bridge.service.receive import Receiver

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from pacs_bridge.errors import RadAssistError
+from common.errors import RadAssistError
 
 
 def register(subparsers) -> None:

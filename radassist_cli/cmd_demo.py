@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from pacs_bridge.errors import RadAssistError
+from common.errors import RadAssistError
 
 
 class DemoArgumentError(RadAssistError):

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from pacs_bridge.errors import RadAssistError
+from common.errors import RadAssistError
 
 
 def register(subparsers) -> None:

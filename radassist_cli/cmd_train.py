@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pacs_bridge.errors import RadAssistError
+from common.errors import RadAssistError
 
 
 def register(subparsers) -> None:

@@ -16,7 +16,7 @@ import sys
 import traceback
 
 import radassist_cli
-from pacs_bridge.errors import RadAssistError
+from common.errors import RadAssistError
 
 
 def build_parser() -> argparse.ArgumentParser:

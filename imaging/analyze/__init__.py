@@ -24,11 +24,11 @@ from __future__ import annotations
 import sys
 import types
 
+from common.errors import RadAssistError
 from imaging.analyze.reading import interpret
 from imaging.analyze.slices import PreparedStack, content_slices, prepare_stack, select_slices
 from imaging.series_header import SeriesHeader, series_header
 from imaging.types import Analysis, ClinicalContext, ImageStack, ListedSeries, SeriesAnalysis
-from pacs_bridge.errors import RadAssistError
 from pacs_bridge.series_role import Role, series_role
 
 

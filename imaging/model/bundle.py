@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pacs_bridge.errors import ModelError
+from common.errors import ModelError
 
 HEADS = ("modality", "region", "plane", "findings")
 # Labels the analysis code names itself (header priors, the chest-radiograph region): a

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.errors import ModelError
 from imaging.model.bundle import BundleSpec, default_weights_dir
 from imaging.model.network import build_clip, load_state
-from pacs_bridge.errors import ModelError
 
 BUNDLE_FILES = ("configs/metadata.json", "configs/inference.json", "models/model.pt")
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from common.errors import ModelError
 from imaging.datasets import FINDINGS, MODALITIES, PLANES, REGIONS
 from imaging.model.backbone import FEATURE_DIM, Encoder
-from pacs_bridge.errors import ModelError
 
 EMBED_DIM = 256
 SOFTMAX_HEADS = {"modality": MODALITIES, "region": REGIONS, "plane": PLANES}  # training labels

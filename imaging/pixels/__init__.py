@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from pacs_bridge.errors import PixelDataError
+from common.errors import PixelDataError
 
 from .frames import Frames, decode_frames, instance_frames
 from .stacks import series_stacks

@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, convert_color_space
 from pydicom.uid import ExplicitVRBigEndian
 
-from pacs_bridge.errors import PixelDataError
+from common.errors import PixelDataError
 from pacs_bridge.transfer_syntaxes import transfer_syntax_of
 
 from .decode import BAD_HEADER

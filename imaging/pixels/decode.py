@@ -43,7 +43,7 @@ from pydicom.uid import (
     JPEGExtended12Bit,
 )
 
-from pacs_bridge.errors import PixelDataError, RadAssistError
+from common.errors import PixelDataError, RadAssistError
 from pacs_bridge.limits import file_seconds, time_budget
 from pacs_bridge.transfer_syntaxes import (
     DECODABLE,

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydicom.dataset import Dataset
 
+from common.errors import PixelDataError, RadAssistError
 from imaging.types import Window
-from pacs_bridge.errors import PixelDataError, RadAssistError
 
 from .colour import palette_to_rgb, ybr_to_rgb
 from .decode import BAD_HEADER, TOO_LARGE, Decoded, decode

@@ -15,7 +15,7 @@ import struct
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from pacs_bridge.errors import PixelDataError
+from common.errors import PixelDataError
 from pacs_bridge.limits import array_bytes, check_array_size
 from pacs_bridge.transfer_syntaxes import DECODABLE, Codestream, float_bits, pixel_data_tag
 

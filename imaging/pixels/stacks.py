@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydicom.dataset import Dataset
 
+from common.errors import GeometryError, PixelDataError, RadAssistError
 from imaging.types import ImageStack, Window
-from pacs_bridge.errors import GeometryError, PixelDataError, RadAssistError
 
 from .four_d import as_float, b_value, representative_volume
 from .frames import decode_frames

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
-from pacs_bridge.errors import IngestError, NetworkError, RadAssistError
+from common.errors import IngestError, NetworkError, RadAssistError
 from pacs_bridge.plain_images import is_plain_image, plain_study_uid
 
 log = logging.getLogger("radassist.batch.sources")

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from distributed import WorkerPlugin
 
+from common.errors import RadAssistError
 from pacs_bridge.batch.manifest import ManifestRow, Status
 from pacs_bridge.batch.sources import StudyTask
-from pacs_bridge.errors import RadAssistError
 from pacs_bridge.service.config import DestinationConfig
 from pacs_bridge.service.spool import safe_name
 from pacs_bridge.service.worker import load_analyzer
@@ -191,7 +191,7 @@ def input_digest(files: tuple[str, ...]) -> str:
 
 def _retrieve(task: StudyTask, folder: Path) -> tuple[str, ...]:
     """WADO-RS: the study's instances into `folder`, one file each (named by SOP UID)."""
-    from pacs_bridge.errors import NetworkError
+    from common.errors import NetworkError
     from pacs_bridge.service.pull import dicomweb_client
 
     try:
@@ -207,7 +207,7 @@ def _retrieve(task: StudyTask, folder: Path) -> tuple[str, ...]:
 
 
 def _load(task: StudyTask, files: tuple[str, ...]):
-    from pacs_bridge.errors import IngestError
+    from common.errors import IngestError
     from pacs_bridge.ingest import ingest
 
     result = ingest([Path(f) for f in files])

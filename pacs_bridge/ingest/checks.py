@@ -14,7 +14,7 @@ from typing import BinaryIO
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
-from pacs_bridge.errors import CorruptFileError, TooLargeError
+from common.errors import CorruptFileError, TooLargeError
 from pacs_bridge.limits import array_bytes, check_array_size, human, max_pixel_bytes
 from pacs_bridge.transfer_syntaxes import (
     declared_transfer_syntax,

@@ -1,6 +1,6 @@
 """Reading one object: sniffing, parsing with pydicom, validating, wrapping as an `Instance`.
 
-Anything that cannot be read raises a typed error (`pacs_bridge.errors`) carrying its
+Anything that cannot be read raises a typed error (`common.errors`) carrying its
 reason code; the callers in `sources` turn it into a `Rejection`.
 """
 
@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import generate_uid
 
-from pacs_bridge.errors import CorruptFileError, NotDicomError, RadAssistError
+from common.errors import CorruptFileError, NotDicomError, RadAssistError
 from pacs_bridge.limits import time_budget
 from pacs_bridge.plain_images import PLAIN_IMAGE_WARNING, is_plain_image, wrap_plain_image
 from pacs_bridge.sop_classes import MEDIA_STORAGE_DIRECTORY, classify, describe

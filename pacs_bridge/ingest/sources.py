@@ -22,10 +22,10 @@ from pydicom.dataset import Dataset
 # The package, for `_read_dicom` and `_make_instance`: looked up there at each call, so that
 # replacing `pacs_bridge.ingest._read_dicom` (as the tests do) affects every source.
 import pacs_bridge.ingest as _package
+from common.errors import IngestError, NotDicomError, RadAssistError
 from pacs_bridge import dicomdir
 from pacs_bridge.archive import ArchiveLimits, ZipMember, is_zip, iter_zip
 from pacs_bridge.deid import Deidentifier, has_burned_in_annotation
-from pacs_bridge.errors import IngestError, NotDicomError, RadAssistError
 from pacs_bridge.limits import time_budget
 from pacs_bridge.plain_images import is_plain_image
 from pacs_bridge.sop_classes import describe

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pacs_bridge.errors import RadAssistError
+from common.errors import RadAssistError
 
 
 class BridgeConfigError(RadAssistError):

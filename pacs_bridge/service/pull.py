@@ -20,7 +20,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from pacs_bridge.errors import NetworkError
+from common.errors import NetworkError
 from pacs_bridge.service.config import SourceConfig
 from pacs_bridge.service.receive import Receiver, short_uid
 from pacs_bridge.service.scp import IMAGE_STORAGE_CLASSES, set_nodelay

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from typing import Protocol
 
-from pacs_bridge.errors import RadAssistError
+from common.errors import RadAssistError
 from pacs_bridge.service.config import QueueConfig
 from pacs_bridge.service.journal import (
     ANALYSING,

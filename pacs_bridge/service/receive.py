@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
-from pacs_bridge.errors import CorruptFileError, NotDicomError, RadAssistError
+from common.errors import CorruptFileError, NotDicomError, RadAssistError
 from pacs_bridge.ingest import read_instance
 from pacs_bridge.service.journal import Journal
 from pacs_bridge.service.spool import Spool

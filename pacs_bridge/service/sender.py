@@ -15,7 +15,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.presentation import build_context
 
-from pacs_bridge.errors import NetworkError
+from common.errors import NetworkError
 from pacs_bridge.service.config import DestinationConfig
 from pacs_bridge.service.scp import set_nodelay
 

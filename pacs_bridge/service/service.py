@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydicom import dcmread
 
-from pacs_bridge.errors import RadAssistError
+from common.errors import RadAssistError
 from pacs_bridge.ingest import read_instance
 from pacs_bridge.service.audit import AuditLog
 from pacs_bridge.service.completion import CompletionDetector

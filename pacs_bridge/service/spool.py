@@ -40,7 +40,7 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from pacs_bridge.errors import RadAssistError
+from common.errors import RadAssistError
 
 log = logging.getLogger("radassist.bridge.spool")
 

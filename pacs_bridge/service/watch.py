@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from pacs_bridge.errors import NetworkError
+from common.errors import NetworkError
 from pacs_bridge.service.audit import AuditLog, peer
 from pacs_bridge.service.config import SourceConfig
 from pacs_bridge.service.journal import Journal

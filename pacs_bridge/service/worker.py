@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from pydicom.dataset import Dataset
 
-from pacs_bridge.errors import NetworkError, RadAssistError
+from common.errors import NetworkError, RadAssistError
 from pacs_bridge.ingest import group, read_instance
 from pacs_bridge.service.audit import SERIOUS_FAILURE, AuditLog, peer, study_object
 from pacs_bridge.service.config import AnalysisConfig, QueueConfig
