@@ -30,7 +30,7 @@ from common.errors import RadAssistError
 from pacs_bridge.batch.manifest import ManifestRow, Status
 from pacs_bridge.batch.sources import StudyTask
 from pacs_bridge.service.config import DestinationConfig
-from pacs_bridge.service.spool import safe_name
+from pacs_bridge.service.spool import fsync_dir, safe_name, write_all
 from pacs_bridge.service.worker import load_analyzer
 
 DEFAULT_ANALYZER = "imaging.pipeline:report_outputs"
@@ -238,13 +238,13 @@ def write_outputs(out_dir: str | Path, study_uid: str, digest: str, outputs) -> 
                 "model_version": outputs.model_version, "sr_uid": sr_uid,
                 "objects": [str(ds.SOPInstanceUID) for ds in outputs.objects]}
         _write(tmp / DONE_FILE, json.dumps(done, indent=1).encode())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         try:
             os.rename(tmp, final)
         except OSError:  # another attempt renamed the same result first
             if not (final / DONE_FILE).is_file():
                 raise
-        _fsync_dir(parent)
+        fsync_dir(parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -263,17 +263,7 @@ def remove_partial(out_dir: str | Path) -> int:
 def _write(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -57,7 +57,8 @@ def safe_name(uid: str) -> str:
     return "x" + hashlib.sha256(uid.encode("utf-8", "replace")).hexdigest()[:40]
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a folder's entries durable (after a create or rename in it)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -65,7 +66,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written (a write may be short)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -148,7 +150,7 @@ class Spool:
                         path = self.slots / f"{next(self._counter)}.slot"
                         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
                         made.append(path)
-                    _fsync_dir(self.slots)  # one flush makes the whole batch's entries durable
+                    fsync_dir(self.slots)  # one flush makes the whole batch's entries durable
                 except OSError as exc:  # e.g. disk full: receipts fall back to direct writes
                     log.error("cannot pre-create spool slots: %s", exc.strerror)
                     for path in made:
@@ -179,9 +181,9 @@ class Spool:
                     log.error("cannot file a spooled instance: %s", exc.strerror)
             try:
                 for folder in folders:
-                    _fsync_dir(folder)
+                    fsync_dir(folder)
                 if folders:
-                    _fsync_dir(self.slots)
+                    fsync_dir(self.slots)
             except OSError as exc:
                 log.error("cannot flush spool folders: %s", exc.strerror)
             for _ in batch:
@@ -202,7 +204,7 @@ class Spool:
         with self._lock:
             if not path.is_dir():
                 path.mkdir(parents=True, exist_ok=True)
-                _fsync_dir(path.parent)  # the new directory entry itself must survive a crash
+                fsync_dir(path.parent)  # the new directory entry itself must survive a crash
             self._known_dirs.add(path)
 
     def study_dir(self, study_uid: str) -> Path:
@@ -219,12 +221,12 @@ class Spool:
         data = self._seal(data)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, final)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return final
 
     def store_instance(self, study_uid: str, sop_instance_uid: str, data: bytes) -> Path:
@@ -242,7 +244,7 @@ class Spool:
             if slot is not None:
                 fd = os.open(slot, os.O_WRONLY)
                 try:
-                    _write_all(fd, self._seal(data))
+                    write_all(fd, self._seal(data))
                     os.fdatasync(fd)  # data and size; the entry was flushed at creation
                 finally:
                     os.close(fd)
@@ -350,7 +352,7 @@ class Spool:
             folder = self.study_dir(ids[0])
             self._ensure_dir(folder)
             os.replace(slot, folder / f"{safe_name(ids[1])}.dcm")
-            _fsync_dir(folder)
+            fsync_dir(folder)
             counts["slots_recovered"] += 1
-        _fsync_dir(self.slots)
+        fsync_dir(self.slots)
         return counts
