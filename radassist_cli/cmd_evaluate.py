@@ -23,7 +23,9 @@ def register(subparsers) -> None:
                         "(default: --library, then --data); needed for a test-only folder")
     p.add_argument("--out", type=Path, default=Path("metrics.json"),
                    help="metrics JSON to write (default metrics.json; a .md table beside it)")
-    p.add_argument("--predictions", type=Path, default=None, help="JSON lines, one per image")
+    p.add_argument("--predictions", type=Path, default=None,
+                   help="JSON lines: one per image (classify), one per case and history "
+                        "setting (ddx); format in the README")
     p.add_argument("--task", choices=("classify", "ddx", "all", "studies"), default="all",
                    help="studies: DIR holds real study folders and a labels.csv "
                         "(as dicom/studies in the dev data); scored series by series")
@@ -43,7 +45,7 @@ def handle(args: argparse.Namespace) -> int:
         if folder is not None and not folder.is_dir():
             raise RadAssistError(str(folder), "data folder not found", reason="no_data")
     model = None
-    if args.task in ("classify", "all"):
+    if args.task in ("classify", "ddx", "all"):
         from imaging.model import get_model
 
         model = get_model(args.weights)

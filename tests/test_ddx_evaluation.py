@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,4 +62,16 @@ def test_evaluate_ddx_reports_metrics_with_intervals(data_dir, tmp_path, monkeyp
     assert metrics["medpix.ddx_hit@1"]["value"] <= metrics["medpix.ddx_hit@10"]["value"]
     assert metrics["medpix.ddx_library_cases"] == 25  # train split only
     lines = [json.loads(line) for line in predictions.getvalue().splitlines()]
-    assert len(lines) == 6 and all(len(p["differential"]) == 10 for p in lines)
+    # one line per case and history setting, each a complete ranked list
+    assert len(lines) == 12 and all(len(p["differential"]) == 10 for p in lines)
+    assert {(p["case"], p["history_used"]) for p in lines} == {
+        (p["case"], h) for p in lines for h in (True, False)}
+    first = lines[0]["differential"][0]
+    assert {"rank", "id", "name_en", "names", "likelihood", "band"} <= set(first)
+    assert lines[0]["reference_diagnosis"] and lines[0]["kind"] == "ddx"
+    # the lines alone re-score to the reported figures
+    for history, suffix in ((True, ""), (False, "_no_history")):
+        for k in (1, 5, 10):
+            rescored = np.mean([p[f"hit@{k}"] for p in lines if p["history_used"] is history])
+            assert rescored == pytest.approx(  # metrics keep 4 decimals
+                metrics[f"medpix.ddx_hit@{k}{suffix}"]["value"], abs=5e-5)

@@ -34,6 +34,7 @@ from typing import IO
 
 import numpy as np
 
+from ..bands import band
 from ..cases.deid import scrub
 from ..cases.library import CaseLibrary, CaseRecord, build, read_medpix
 from ..ddx import matcher
@@ -83,6 +84,22 @@ def _hits(diagnosis: str, names_ranked: list[tuple[str, ...]]) -> dict[int, int]
     first = next((i for i, names in enumerate(names_ranked) if matcher.matches(diagnosis, names)),
                  None)
     return {k: int(first is not None and first < k) for k in KS}
+
+
+def prediction_line(case: CaseRecord, modality: str | None, history_used: bool,
+                    ranked: list[ddx_rank.Scored], likelihoods: list[float | None],
+                    hits: dict[int, int]) -> dict:
+    """One case in one history setting, as `--predictions` writes it (format in the README):
+    enough for an independent matcher to re-score it without this code."""
+    items = []
+    for rank_no, (s, p) in enumerate(zip(ranked, likelihoods, strict=False), start=1):
+        items.append({"rank": rank_no, "id": s.entry.id, "name_en": s.entry.name_en,
+                      "names": list(s.entry.all_names), "score": round(float(s.score), 6),
+                      "likelihood": None if p is None else round(p, 6),
+                      "band": None if p is None else band(p)})
+    return {"kind": "ddx", "case": case.case_id, "history_used": history_used,
+            "modality": modality, "reference_diagnosis": case.diagnosis,
+            "differential": items, **{f"hit@{k}": bool(v) for k, v in sorted(hits.items())}}
 
 
 def rank_case(
@@ -155,7 +172,7 @@ def evaluate_ddx(
         age, sex = contexts.get(case.case_id, (None, None))
         history = scrub(case.history)
         exclude = (case.case_id,) if same_data else ()
-        out: dict = {"case": case.case_id, "diagnosis": case.diagnosis}
+        lines: list[dict] = []
         for suffix, ctx in (("", ClinicalContext(age=age, sex=sex, history=history)),
                             ("_no_history", ClinicalContext(age=age, sex=sex))):
             ranked = rank_case(evidence, ctx, view, model, library, exclude, weights)
@@ -164,11 +181,13 @@ def evaluate_ddx(
             for k, hit in hits.items():
                 add(f"medpix.ddx_hit@{k}{suffix}", hit)
             add(f"medpix.ddx_hit@5_{evidence.modality}{suffix}", hits[5])
+            likelihoods: list[float | None] = [None] * 10
             if calibration is not None:
                 p = calibration.probabilities(
-                    calibration_feature(np.array([s.score for s in ranked]))[:5],
+                    calibration_feature(np.array([s.score for s in ranked]))[:10],
                     bool(ctx.history.strip()))
-                for s_item, p_item in zip(ranked[:5], p, strict=True):
+                likelihoods = [float(v) for v in p]
+                for s_item, p_item in zip(ranked[:5], p[:5], strict=True):
                     top5[suffix].append((case_no, float(p_item), int(matcher.matches(
                         case.diagnosis, s_item.entry.all_names))))
                 add(f"medpix.ddx_p_top1{suffix}", float(p[0]))
@@ -176,20 +195,21 @@ def evaluate_ddx(
                                      exclude=exclude)
             hit = int(bool(nearest) and matcher.matches(case.diagnosis, [nearest[0].diagnosis]))
             add(f"baselines.medpix.ddx_nearest_case_hit@1{suffix}", hit)
-            out[f"differential{suffix}"] = [
-                {"id": s.entry.id, "name": s.entry.name_en, "score": s.score} for s in ranked[:10]]
             if suffix == "":
                 parts = matcher.split_parts(case.differential)
                 if parts:
                     hit_parts, n_parts = matcher.overlap(case.differential, names)
                     add("medpix.ddx_overlap", hit_parts / n_parts)
+            lines.append(prediction_line(case, evidence.modality, bool(ctx.history.strip()),
+                                         ranked[:10], likelihoods, hits))
         region = max(evidence.region_probs, key=lambda r: (evidence.region_probs[r], r))
         frequent = [(d,) for d in region_lists.get(region, [])]
         for k, hit in _hits(case.diagnosis, frequent).items():
             add(f"baselines.medpix.ddx_region_frequent_hit@{k}", hit)
-        out["predicted_region"] = region
         if predictions_fh is not None:
-            predictions_fh.write(json.dumps(out, sort_keys=True, ensure_ascii=False) + "\n")
+            for line in lines:
+                line["predicted_region"] = region
+                predictions_fh.write(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
 
     metrics = {key: with_ci(np.mean, np.asarray(values, dtype=np.float64))
                for key, values in sorted(rows.items())}

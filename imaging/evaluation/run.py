@@ -285,7 +285,7 @@ def evaluate(data_dir: str | Path, split: str, *, model=None, task: str = "all",
             result["ddx"] = {"skipped": f"imaging.evaluation.ddx not available: {exc}"}
         else:
             kwargs = {"model": model} if model is not None else {}
-            result.update(evaluate_ddx(data_dir, split, library_dir, None, **kwargs))
+            result.update(evaluate_ddx(data_dir, split, library_dir, predictions_fh, **kwargs))
     return result
 
 
@@ -338,6 +338,7 @@ def _baselines(train_dir: Path, eval_recs: list[ImageRecord], limit: int | None,
 def _write_predictions(fh: IO[str], records: list[ImageRecord], probs: dict) -> None:
     for i, r in enumerate(records):
         row = {
+            "kind": "image",
             "id": r.id,
             "dataset": r.dataset,
             "modality": {k: round(float(v), 6) for k, v in zip(MODALITIES, probs["modality"][i],

@@ -1,24 +1,6 @@
-"""Uncertainty bands for calibrated probabilities, and how the note rounds them.
+"""The notes' uncertainty bands: defined once in `imaging.bands`, which the evaluation's
+prediction lines use too (it may not import the notes)."""
 
-Observations, and differential items' calibrated probability of being the diagnosis: "likely"
-at 0.70 or more, "possible" from 0.30 to below 0.70, "indeterminate" below 0.30 — the same
-cut-offs shown to the reader in the note itself.
-"""
+from ..bands import LIKELY, POSSIBLE, band, rounded
 
-from __future__ import annotations
-
-LIKELY, POSSIBLE = 0.70, 0.30
-
-
-def band(probability: float) -> str:
-    """The uncertainty band of a calibrated probability (cut-offs in the module docstring)."""
-    if probability >= LIKELY:
-        return "likely"
-    if probability >= POSSIBLE:
-        return "possible"
-    return "indeterminate"
-
-
-def rounded(x: float) -> float:
-    """A probability, score or similarity as the note stores it (4 decimals)."""
-    return round(float(x), 4)
+__all__ = ["LIKELY", "POSSIBLE", "band", "rounded"]
