@@ -25,6 +25,16 @@ class RadAssistError(Exception):
         where = f"{self.source}: " if self.source else ""
         return f"{where}{self.message} [{self.reason}]"
 
+    def __reduce__(self):
+        # pickled whole (source, message, reason), so an error raised in a child process
+        # (common.isolation) arrives typed in its parent, not as a failure to unpickle
+        return (_rebuild, (type(self), self.source, self.message, self.reason), self.__dict__)
+
+
+def _rebuild(cls: type[RadAssistError], source: str | None, message: str,
+             reason: str) -> RadAssistError:
+    return cls(source, message, reason=reason)
+
 
 class IngestError(RadAssistError):
     """A source could not be read as part of a study."""
@@ -87,3 +97,11 @@ class NetworkError(RadAssistError):
     """A DICOM or DICOMweb peer refused or failed."""
 
     reason = "network"
+
+
+class WorkerCrashError(RadAssistError):
+    """The process doing one piece of work died (a native abort, a segfault, the OOM killer)
+    or ran past its time budget and was killed (reason "time_budget"); the work is lost,
+    the process that asked for it is not (`common.isolation`)."""
+
+    reason = "crashed"
