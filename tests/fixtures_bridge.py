@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -91,6 +92,10 @@ def transport_report_objects(study, context=None) -> tuple[Dataset, ...]:
     delay = float(os.environ.get("BRIDGE_TEST_ANALYSIS_DELAY", "0") or 0)
     if delay:
         time.sleep(delay)
+    return _transport_objects(study)
+
+
+def _transport_objects(study) -> tuple[Dataset, ...]:
     images = [i.dataset for s in study.series for i in s.instances]
     ref = images[0]
     uid = study.study_instance_uid
@@ -135,6 +140,28 @@ def failing_analyzer(study, context=None):
     raise RuntimeError("deliberate analyzer failure (test)")
 
 
+def gdcm_transport_objects(study, context=None) -> tuple[Dataset, ...]:
+    """`transport_report_objects` after decoding every image with GDCM *in this process*,
+    as `imaging.pixels` did before it isolated GDCM: a file whose header disagrees with its
+    codestream (the issue's JPEG-LS with Columns = 65535) makes GDCM throw a C++ exception
+    nobody catches, and the process aborts (SIGABRT). The stand-in for "a decoder we did not
+    guard": the abort is real, so is the file. Logs the study UID first, like the other."""
+    from pydicom.pixels import get_decoder
+    from pydicom.pixels.utils import as_pixel_options
+
+    log_path = os.environ.get("BRIDGE_TEST_ANALYSIS_LOG")
+    if log_path:
+        with open(log_path, "a") as f:
+            f.write(study.study_instance_uid + "\n")
+    for series in study.series:
+        for inst in series.instances:
+            ds = inst.dataset
+            decoder = get_decoder(ds.file_meta.TransferSyntaxUID)
+            decoder.as_array(ds, decoding_plugin="gdcm" if "gdcm" in decoder.available_plugins
+                             else "", **as_pixel_options(ds))
+    return _transport_objects(study)
+
+
 # -- the bridge as a subprocess --------------------------------------------------------------
 
 def write_config(
@@ -152,8 +179,10 @@ def write_config(
     backoff: float = 0.2,
     backoff_max: float = 300.0,
     delivery_max_age_hours: float = 24.0,
+    isolate: bool | None = None,
     extra: str = "",
 ) -> Path:
+    """`isolate` None leaves the default (each study analysed in a child process)."""
     def table(name: str, d: dict | None) -> str:
         if not d:
             return ""
@@ -178,6 +207,7 @@ max_attempts = {max_attempts}
 backoff_seconds = {backoff}
 backoff_max_seconds = {backoff_max}
 delivery_max_age_hours = {delivery_max_age_hours}
+{"" if isolate is None else f"isolate = {str(isolate).lower()}"}
 
 [status_http]
 port = {http_port}
@@ -237,9 +267,16 @@ class BridgeProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def _get(self, path: str) -> dict:
+        return self.get_with_code(path)[1]
+
+    def get_with_code(self, path: str) -> tuple[int, dict]:
+        """(HTTP status, JSON body); /health answers 503 with a body when degraded."""
         url = f"http://127.0.0.1:{self.http_port}{path}"
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return json.load(r)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.load(exc)
 
     def health(self) -> dict:
         return self._get("/health")
@@ -345,6 +382,8 @@ def bridges_fixture(tmp_path):
     started: list = []
 
     def start(name: str = "bridge", **kw):
+        # in-process analysis unless asked: these test the plumbing, and spare a child each
+        kw.setdefault("isolate", False)
         cfg_path = write_config(tmp_path / name, dicom_port=0, **kw)
         svc = BridgeService(load_config(cfg_path))
         svc.start()

@@ -84,6 +84,12 @@ class AnalysisConfig:
     requeue_failed_on_restart: bool = False
     backoff_seconds: float = 2.0
     backoff_max_seconds: float = 300.0
+    # each study is analysed in a child process (the model loaded once per child), so a
+    # decoder that aborts, a segfault or the OOM killer fails that study, not the bridge;
+    # false runs the analyzer in the bridge's own process (tests of the bridge's plumbing)
+    isolate: bool = True
+    study_seconds: float = 1800.0  # a child analysing one study longer than this is killed
+    tasks_per_child: int = 50  # studies per child before a fresh one (bounds slow leaks)
 
 
 @dataclass(frozen=True)
@@ -251,6 +257,9 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: str = "config") -> 
             an_raw, "requeue_failed_on_restart", "analysis", False),
         backoff_seconds=r.positive(an_raw, "backoff_seconds", "analysis", 2.0),
         backoff_max_seconds=r.positive(an_raw, "backoff_max_seconds", "analysis", 300.0),
+        isolate=r.bool_(an_raw, "isolate", "analysis", True),
+        study_seconds=r.positive(an_raw, "study_seconds", "analysis", 1800.0),
+        tasks_per_child=int(r.positive(an_raw, "tasks_per_child", "analysis", 50)),
     )
 
     destination = None

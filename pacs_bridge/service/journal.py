@@ -6,6 +6,7 @@ States::
          ▲                              │           │           │
          └──── a new instance ──────────┘           └─ retries ─┴─► failed (visible, with error)
     queued ─(routing says no)─► skipped
+    queued ─(attempts used up by analyses that died)─► failed, quarantined (not run again)
 
 Transitions are conditional updates (`... WHERE state IN (expected)`), so repeating one
 is a harmless no-op; this is what makes restart recovery and retries idempotent.
@@ -71,7 +72,9 @@ class Journal:
         for column, kind in (("sending_since", "REAL NOT NULL DEFAULT 0"),
                              ("purged_at", "REAL NOT NULL DEFAULT 0"),
                              ("lease_owner", "TEXT NOT NULL DEFAULT ''"),
-                             ("lease_until", "REAL NOT NULL DEFAULT 0")):
+                             ("lease_until", "REAL NOT NULL DEFAULT 0"),
+                             ("crashes", "INTEGER NOT NULL DEFAULT 0"),
+                             ("quarantined", "INTEGER NOT NULL DEFAULT 0")):
             if column not in have:
                 self._db.execute(f"ALTER TABLE studies ADD COLUMN {column} {kind}")
 
@@ -206,12 +209,8 @@ class Journal:
             for r in rows:
                 if lease_alive(r["lease_owner"], r["lease_until"], now):
                     continue
-                self._db.execute(
-                    "UPDATE studies SET state=?, updated_at=?, next_attempt_at=0,"
-                    " lease_owner='', lease_until=0 WHERE study_uid=?",
-                    (QUEUED, now, r["study_uid"]),
-                )
-                self._log(r["study_uid"], ANALYSING, QUEUED, now, "analysis interrupted by restart")
+                self._requeue_interrupted(r["study_uid"], now, "analysis interrupted: the "
+                                          "process analysing it died (counted as a crash)")
                 requeued += 1
             counts["requeued"] = requeued
             counts["receiving"] = self._db.execute(
@@ -238,11 +237,9 @@ class Journal:
                 if lease_alive(r["lease_owner"], r["lease_until"], now):
                     continue
                 if r["state"] == ANALYSING:
-                    self._db.execute(
-                        "UPDATE studies SET state=?, updated_at=?, lease_owner='', lease_until=0"
-                        " WHERE study_uid=?", (QUEUED, now, r["study_uid"]))
-                    self._log(r["study_uid"], ANALYSING, QUEUED, now,
-                              f"analysis interrupted: worker {r['lease_owner'] or '?'} gone")
+                    self._requeue_interrupted(
+                        r["study_uid"], now, f"analysis interrupted: worker "
+                        f"{r['lease_owner'] or '?'} gone (counted as a crash)")
                 else:
                     self._db.execute(
                         "UPDATE studies SET lease_owner='', lease_until=0 WHERE study_uid=?",
@@ -259,6 +256,34 @@ class Journal:
                 (owner, now + lease_seconds, row["study_uid"]),
             )
         return self.get(row["study_uid"])
+
+    def _requeue_interrupted(self, uid: str, now: float, note: str) -> None:
+        """An analysis whose process is gone back in line, counted as a crash (inside a
+        transaction). Its attempt was counted before it ran, so a study that kills every
+        process analysing it reaches `max_attempts` and is quarantined, not run forever."""
+        self._db.execute(
+            "UPDATE studies SET state=?, updated_at=?, next_attempt_at=0, lease_owner='',"
+            " lease_until=0, crashes=crashes+1 WHERE study_uid=? AND state=?",
+            (QUEUED, now, uid, ANALYSING))
+        self._log(uid, ANALYSING, QUEUED, now, note)
+
+    def requeue_interrupted(self, study_uid: str, note: str, now: float | None = None) -> None:
+        """`_requeue_interrupted` in its own transaction (a queue that found the study's
+        worker gone, e.g. PostgreSQL's released row lock)."""
+        with self._tx():
+            self._requeue_interrupted(study_uid, time.time() if now is None else now, note)
+
+    def quarantine(self, study_uid: str, *, expect: Iterable[str], note: str,
+                   now: float | None = None) -> bool:
+        """Fail a study that keeps killing the analyser: state failed, flagged quarantined,
+        its instances kept; only an operator's `retry` releases it (never a restart)."""
+        rec = self.get(study_uid)
+        if rec is None:
+            return False
+        n = max(rec.crashes, 1)
+        error = f"the analyser crashed {n} time{'s' if n != 1 else ''} on this study"
+        return self.transition(study_uid, FAILED, expect=expect, note=note, now=now,
+                               last_error=error, quarantined=1, next_attempt_at=0)
 
     def lease(self, study_uid: str, owner: str, until: float) -> None:
         """Mark a study as worked on by `owner` (a queue that locks elsewhere, e.g. PostgreSQL,
@@ -282,20 +307,24 @@ class Journal:
         return [record(r) for r in rows]
 
     def requeue_failed(self, now: float | None = None) -> list[str]:
-        """Every failed study back in line (operator's `retry`, or on restart if configured)."""
-        return [uid for uid in (r.study_uid for r in self.in_state(FAILED))
-                if self.retry(uid, now=now, note="requeued on restart")]
+        """Every failed study back in line, on restart if configured; quarantined ones stay
+        (a study that killed the analyser is released by an operator's `retry` only)."""
+        return [r.study_uid for r in self.in_state(FAILED)
+                if not r.quarantined and self.retry(r.study_uid, now=now,
+                                                    note="requeued on restart")]
 
     def retry(self, study_uid: str, *, now: float | None = None, note: str = "retry") -> bool:
         """A failed study is tried again from where it stopped: re-sent when its results are
-        spooled, re-analysed otherwise. The delivery age limit starts afresh."""
+        spooled, re-analysed otherwise. The delivery age limit starts afresh; a quarantined
+        study is released (its attempt and crash counts start again from 0)."""
         now = time.time() if now is None else now
         rec = self.get(study_uid)
         if rec is None or rec.state != FAILED:
             return False
         target = SENDING if rec.result_uids else QUEUED
         return self.transition(study_uid, target, expect=(FAILED,), note=note, now=now,
-                               attempts=0, next_attempt_at=0, sending_since=now)
+                               attempts=0, next_attempt_at=0, sending_since=now, crashes=0,
+                               quarantined=0)
 
     def resend(self, study_uid: str, *, now: float | None = None) -> bool:
         """Send a sent (or failed) study's results again, every object, e.g. after the PACS
@@ -389,6 +418,12 @@ class Journal:
                 "SELECT sop_uid FROM instances WHERE study_uid=?", (study_uid,)
             ).fetchall()
         return {r["sop_uid"] for r in rows}
+
+    def quarantined_count(self) -> int:
+        with self._lock:
+            return self._db.execute(
+                "SELECT COUNT(*) FROM studies WHERE state=? AND quarantined=1", (FAILED,)
+            ).fetchone()[0]
 
     def counts(self) -> dict[str, int]:
         with self._lock:

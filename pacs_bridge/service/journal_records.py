@@ -40,7 +40,9 @@ CREATE TABLE IF NOT EXISTS studies (
     sending_since REAL NOT NULL DEFAULT 0,
     purged_at REAL NOT NULL DEFAULT 0,
     lease_owner TEXT NOT NULL DEFAULT '',
-    lease_until REAL NOT NULL DEFAULT 0
+    lease_until REAL NOT NULL DEFAULT 0,
+    crashes INTEGER NOT NULL DEFAULT 0,
+    quarantined INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS instances (
     sop_uid TEXT PRIMARY KEY,
@@ -84,6 +86,10 @@ class StudyRecord:
     purged_at: float = 0.0  # when retention removed its spooled files
     lease_owner: str = ""  # "host:pid" of the worker process working on it now
     lease_until: float = 0.0  # a lease of a process on another host ends here
+    # analyses that ended with their process dead (a native abort, OOM, a time-out, or the
+    # bridge itself killed mid-analysis): counted, and the study is quarantined at the limit
+    crashes: int = 0
+    quarantined: int = 0  # 1: failed because it kept killing the analyser; never re-run alone
 
     def as_json(self) -> dict:
         d = self.__dict__.copy()

@@ -141,8 +141,8 @@ class PostgresQueue:
         rec = self.journal.get(uid)
         if rec is not None and rec.state == ANALYSING:
             # the row was free, so whoever was analysing it is gone
-            self.journal.transition(uid, QUEUED, expect=(ANALYSING,),
-                                    note="analysis interrupted: its worker is gone")
+            self.journal.requeue_interrupted(
+                uid, "analysis interrupted: its worker is gone (counted as a crash)")
             log.warning("study %s: analysis interrupted, queued again", short_uid(uid))
             rec = self.journal.get(uid)
         if rec is None or rec.state not in (QUEUED, SENDING) or rec.next_attempt_at > now:

@@ -97,6 +97,7 @@ def load_key(path: Path) -> bytes:
 class Spool:
     def __init__(self, root: Path, *, use_slots: bool = True, key: bytes | None = None) -> None:
         self.root = Path(root)
+        self.key = key  # handed to the analysis child, which reads sealed files itself
         self._cipher = None
         if key is not None:
             from cryptography.fernet import Fernet

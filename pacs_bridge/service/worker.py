@@ -5,20 +5,31 @@ journal update (queued → analysing); the result objects are fsynced to the spo
 the study moves to "sending", so a crash after analysis never repeats it; and every object
 the destination confirmed is journalled, so a crash while sending only re-sends the rest
 (with the same, deterministic UIDs, which a PACS ignores if it saw them already).
+
+A poison study cannot stop the others: it is analysed in a child process
+(`pacs_bridge.service.analysis`), whose death fails that attempt only; each attempt is
+counted in the journal *before* it runs, so even an analysis that kills the bridge itself
+(in-process mode, or the machine's OOM killer) uses up its attempts across restarts; a
+study claimed with its attempts used up by crashes is quarantined without running: failed,
+"the analyser crashed N times on this study", instances kept, until `bridge retry`.
 """
 
 from __future__ import annotations
 
-import gc
-import importlib
 import logging
 import time
-from collections.abc import Callable, Sequence
 
 from pydicom.dataset import Dataset
 
-from common.errors import NetworkError, RadAssistError
-from pacs_bridge.ingest import group, read_instance
+from common.errors import NetworkError, RadAssistError, WorkerCrashError
+from pacs_bridge.service.analysis import (  # noqa: F401 (re-exported for callers)
+    Analyzer,
+    AnalyzerError,
+    InProcessAnalysis,
+    IsolatedAnalysis,
+    load_analyzer,
+    make_analysis,
+)
 from pacs_bridge.service.audit import SERIOUS_FAILURE, AuditLog, peer, study_object
 from pacs_bridge.service.config import AnalysisConfig, QueueConfig
 from pacs_bridge.service.journal import (
@@ -37,30 +48,12 @@ from pacs_bridge.service.receive import short_uid
 from pacs_bridge.service.routing import Router
 from pacs_bridge.service.sender import DimseSender, StowSender
 from pacs_bridge.service.spool import Spool
-from pacs_bridge.study import Study
 
 log = logging.getLogger("radassist.bridge.worker")
 
-Analyzer = Callable[..., Sequence[Dataset]]
-
-
-class AnalyzerError(RadAssistError):
-    """The configured analyzer could not be imported or returned unusable objects."""
-
-    reason = "analyzer"
-
-
-def load_analyzer(dotted: str) -> Analyzer:
-    """Import `package.module:function` (lazily: importing imaging loads torch)."""
-    module_name, _, attr = dotted.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-        fn = getattr(module, attr)
-    except (ImportError, AttributeError) as exc:
-        raise AnalyzerError(dotted, f"cannot import analyzer ({exc})") from exc
-    if not callable(fn):
-        raise AnalyzerError(dotted, "analyzer is not callable")
-    return fn
+# journal keys (kv) of the last success, for /health (shared by every worker process)
+LAST_ANALYSIS_KEY = "last_analysis_at"
+LAST_SEND_KEY = "last_send_at"
 
 
 class Worker:
@@ -84,13 +77,34 @@ class Worker:
         self.journal = journal
         self.router = router
         self.sender = sender
-        self._analyzer: Analyzer | None = None
-        self._frozen = False
+        self.analysis = make_analysis(cfg, spool, router)
+        self.current: str | None = None  # the study being analysed now
+        self._stopping = False
 
-    def analyzer(self) -> Analyzer:
-        if self._analyzer is None:
-            self._analyzer = load_analyzer(self.cfg.analyzer)
-        return self._analyzer
+    def describe(self) -> dict:
+        """How analysis runs (isolated child or in-process) and what it is doing now."""
+        return {**self.analysis.describe(),
+                "analysing": short_uid(self.current) if self.current else None}
+
+    def stop(self) -> None:
+        """Shutting down: an analysis in progress is abandoned (its child killed) and the
+        study queued again without counting the attempt; called from another thread."""
+        self._stopping = True
+        self.analysis.abort()
+
+    def close(self) -> None:
+        self.analysis.close()
+
+    def abandon_current(self) -> None:
+        """At shutdown, an in-process analysis still running: queued again, not counted."""
+        uid = self.current
+        if uid is None:
+            return
+        rec = self.journal.get(uid)
+        if rec is not None and rec.state == ANALYSING:
+            self.journal.transition(uid, QUEUED, expect=(ANALYSING,),
+                                    note="analysis stopped by shutdown (attempt not counted)",
+                                    attempts=max(rec.attempts - 1, 0), next_attempt_at=0)
 
     def run_once(self, now: float | None = None) -> str | None:
         """Work on one claimable study; returns its UID, or None if nothing was due."""
@@ -103,6 +117,9 @@ class Worker:
 
     def _work(self, rec: StudyRecord) -> None:
         if rec.state == QUEUED:
+            if rec.attempts >= self.cfg.max_attempts:
+                self._quarantine(rec)  # its attempts were used up by analyses that died
+                return
             if not self._analyse(rec):
                 return
         else:
@@ -113,41 +130,45 @@ class Worker:
 
     def _analyse(self, rec: StudyRecord) -> bool:
         uid, attempt = rec.study_uid, rec.attempts + 1
+        # the attempt is counted (and committed) before anything runs: an analysis that
+        # kills this very process has used it up all the same
         if not self.journal.transition(
             uid, ANALYSING, expect=(QUEUED,), note=f"attempt {attempt}", attempts=attempt
         ):
             return False  # someone else moved it (e.g. a new instance arrived)
+        self.current = uid
+        started = time.perf_counter()
         try:
-            study = self._load_study(uid)
-            decision = self.router.decide(study)
-            self.journal.update(uid, route=decision.reason)
-            if not decision.analyse:
-                self.journal.transition(uid, SKIPPED, expect=(ANALYSING,), note=decision.reason)
-                log.info("study %s skipped by routing (%s)", short_uid(uid), decision.reason)
+            outcome = self.analysis.run(uid)
+            if outcome.unreadable:
+                log.warning("study %s: %d spooled file(s) unreadable", short_uid(uid),
+                            outcome.unreadable)
+            self.journal.update(uid, route=outcome.route)
+            if not outcome.analysed:
+                self.journal.transition(uid, SKIPPED, expect=(ANALYSING,), note=outcome.route)
+                log.info("study %s skipped by routing (%s)", short_uid(uid), outcome.route)
                 return False
-            started = time.perf_counter()
-            objects = list(self.analyzer()(study, None))
-            if not self._frozen:
-                # The first analysis loads the model, text encoder and knowledge base: close
-                # to a million long-lived objects that every full garbage collection would
-                # walk again while instances arrive (measured: ~20 % more CPU per C-STORE).
-                gc.freeze()
-                self._frozen = True
+            objects = list(outcome.objects)
             self._check_results(uid, objects)
             self.spool.clear_results(uid)
             for ds in objects:
                 self.spool.store_result(uid, ds)
         except Exception as exc:
+            if self._stopping and isinstance(exc, WorkerCrashError):
+                self.journal.transition(  # the shutdown killed the child, not the study
+                    uid, QUEUED, expect=(ANALYSING,), attempts=rec.attempts, next_attempt_at=0,
+                    note="analysis stopped by shutdown (attempt not counted)")
+                return False
             self._retry_or_fail(uid, attempt, exc, phase=ANALYSING, back_to=QUEUED)
             return False
-        log.info(
-            "study %s analysed in %.1f s: %d result object(s)",
-            short_uid(uid),
-            time.perf_counter() - started,
-            len(objects),
-        )
+        finally:
+            self.current = None
+        elapsed = time.perf_counter() - started
+        log.info("study %s analysed in %.1f s: %d result object(s)", short_uid(uid), elapsed,
+                 len(objects))
         METRICS.analysed.inc()
-        METRICS.analysis_seconds.observe(time.perf_counter() - started)
+        METRICS.analysis_seconds.observe(elapsed)
+        self.journal.set_value(LAST_ANALYSIS_KEY, repr(time.time()))
         return self.journal.transition(
             uid,
             SENDING,
@@ -157,21 +178,18 @@ class Worker:
             sending_since=time.time(),
         )
 
-    def _load_study(self, uid: str) -> Study:
-        # instance_files() waits until instances acknowledged a moment ago left their slots;
-        # every file is read through the spool, which opens sealed (encrypted) ones
-        instances, unreadable = [], 0
-        for path in self.spool.instance_files(uid):
-            try:
-                instances.append(read_instance(str(path), self.spool.read(path)))
-            except RadAssistError:
-                unreadable += 1
-        if unreadable:
-            log.warning("study %s: %d spooled file(s) unreadable", short_uid(uid), unreadable)
-        for study in group(instances):
-            if study.study_instance_uid == uid:
-                return study
-        raise AnalyzerError(str(self.spool.study_dir(uid)), "no readable instance in the spool")
+    def _quarantine(self, rec: StudyRecord, detail: str = "") -> None:
+        uid = rec.study_uid
+        note = (f"quarantined after {rec.attempts} attempt(s), {rec.crashes} ended by a dead "
+                f"analysis process{': ' + detail if detail else ''}; not run again until "
+                "`radassist bridge retry`")
+        expect = (ANALYSING,) if rec.state == ANALYSING else (QUEUED,)
+        if self.journal.quarantine(uid, expect=expect, note=note[:500]):
+            METRICS.failed.inc()
+            log.error("study %s quarantined: the analyser crashed %d time(s) on it in %d "
+                      "attempt(s)%s; its instances are kept, `radassist bridge retry` releases "
+                      "it", short_uid(uid), max(rec.crashes, 1), rec.attempts,
+                      f", the last: {detail}" if detail else "")
 
     @staticmethod
     def _check_results(uid: str, objects: list[Dataset]) -> None:
@@ -216,6 +234,7 @@ class Worker:
             self._retry_or_fail(uid, rec.attempts, exc, phase=SENDING, back_to=SENDING)
             return
         self.destination_error = None
+        self.journal.set_value(LAST_SEND_KEY, repr(time.time()))
         METRICS.sent.inc(len(pending))
         METRICS.latency_seconds.observe(max(0.0, time.time() - rec.last_instance_at))
         self.journal.transition(
@@ -237,6 +256,15 @@ class Worker:
         error = str(exc) if isinstance(exc, RadAssistError) else f"{type(exc).__name__}: {exc}"
         error = error[:500]
         logged = error.replace(uid, short_uid(uid))  # logs carry no full UIDs
+        crashed = phase == ANALYSING and isinstance(exc, WorkerCrashError)
+        if crashed:
+            rec = self.journal.get(uid)
+            crashes = (rec.crashes if rec is not None else 0) + 1
+            self.journal.update(uid, crashes=crashes)
+            if attempt >= self.cfg.max_attempts and rec is not None:
+                self.journal.update(uid, last_error=error)
+                self._quarantine(self.journal.get(uid) or rec, detail=logged)
+                return
         if phase == SENDING:
             # delivery is retried until the results are too old, not a number of times: a
             # PACS down for an hour must get its results when it is back
@@ -265,7 +293,7 @@ class Worker:
             last_error=error,
             next_attempt_at=time.time() + delay,
         )
-        log.warning(
+        (log.error if crashed else log.warning)(
             "study %s: attempt %d failed (%s); retry in %g s",
             short_uid(uid), attempt, logged, delay,
         )

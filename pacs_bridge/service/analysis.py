@@ -1,0 +1,194 @@
+"""One study's analysis: read it from the spool, route it, run the analyzer — in a child
+process by default, so that nothing the analysis does can take the bridge down.
+
+A decoder that aborts (GDCM throws a C++ exception nobody catches: SIGABRT), a segfault in
+a native library, the kernel's OOM killer or an analysis that never ends kills only the
+child (`common.isolation.Isolated`: a one-worker ProcessPoolExecutor, 'spawn', a new child
+after `tasks_per_child` studies, the analyzer and its model loaded once per child by the
+initializer, `study_seconds` as the time budget). The worker sees a `WorkerCrashError` for
+that one study, counts it, and goes on with the next; the listener never notices.
+
+`[analysis] isolate = false` runs the same function in the bridge's own process (the
+bridge's own tests, which replace the analyzer with stand-ins).
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from common.errors import RadAssistError
+from common.isolation import Isolated
+from pacs_bridge.ingest import group, read_instance
+from pacs_bridge.service.config import AnalysisConfig
+from pacs_bridge.service.routing import Router
+from pacs_bridge.service.spool import Spool
+from pacs_bridge.study import Study
+
+log = logging.getLogger("radassist.bridge.analysis")
+
+Analyzer = Callable[..., Sequence[Dataset]]
+
+
+class AnalyzerError(RadAssistError):
+    """The configured analyzer could not be imported or returned unusable objects."""
+
+    reason = "analyzer"
+
+
+def load_analyzer(dotted: str) -> Analyzer:
+    """Import `package.module:function` (lazily: importing imaging loads torch)."""
+    module_name, _, attr = dotted.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        fn = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise AnalyzerError(dotted, f"cannot import analyzer ({exc})") from exc
+    if not callable(fn):
+        raise AnalyzerError(dotted, "analyzer is not callable")
+    return fn
+
+
+@dataclass(frozen=True)
+class AnalysisOutcome:
+    route: str  # the routing decision's reason
+    analysed: bool  # False: routing said skip
+    objects: tuple[Dataset, ...] = ()
+    unreadable: int = 0  # spooled files that could not be read
+
+
+def load_study(spool: Spool, uid: str) -> tuple[Study, int]:
+    """The study as spooled, and how many of its files could not be read."""
+    instances, unreadable = [], 0
+    for path in spool.instance_files(uid):
+        try:
+            instances.append(read_instance(str(path), spool.read(path)))
+        except RadAssistError:
+            unreadable += 1
+    for study in group(instances):
+        if study.study_instance_uid == uid:
+            return study, unreadable
+    raise AnalyzerError(str(spool.study_dir(uid)), "no readable instance in the spool")
+
+
+def analyse_study(spool_root: str, key: bytes | None, uid: str, router: Router,
+                  analyzer: Analyzer | None = None) -> AnalysisOutcome:
+    """Read, route and analyse one spooled study (in the child, or in-process with
+    `analyzer` given); the result objects come back to the caller, which spools them."""
+    spool = Spool(Path(spool_root), use_slots=False, key=key)
+    study, unreadable = load_study(spool, uid)
+    decision = router.decide(study)
+    if not decision.analyse:
+        return AnalysisOutcome(decision.reason, False, unreadable=unreadable)
+    fn = analyzer or _child_analyzer()
+    return AnalysisOutcome(decision.reason, True, tuple(fn(study, None)), unreadable)
+
+
+# -- the child ---------------------------------------------------------------------------------
+
+_ANALYZER: Analyzer | None = None
+
+
+def _child_analyzer() -> Analyzer:
+    if _ANALYZER is None:
+        raise AnalyzerError(None, "the analysis process has no analyzer (not initialised)")
+    return _ANALYZER
+
+
+def init_child(dotted: str, log_level: int) -> None:
+    """Once per child: logging like the bridge's, the analyzer imported, its module's
+    `warm_up()` (if any: imaging.pipeline loads the model) run before the first study."""
+    global _ANALYZER
+    logging.basicConfig(level=log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pacs_bridge.service import log_privacy
+
+    log_privacy.install()
+    _ANALYZER = load_analyzer(dotted)
+    warm_up = getattr(sys.modules.get(dotted.partition(":")[0]), "warm_up", None)
+    if callable(warm_up):
+        warm_up()
+    # the model and knowledge base live as long as the child: keep them out of every GC pass
+    gc.freeze()
+
+
+# -- the two ways to run it ----------------------------------------------------------------------
+
+class IsolatedAnalysis:
+    """Each study analysed in a child process (the default)."""
+
+    mode = "isolated"
+
+    def __init__(self, cfg: AnalysisConfig, spool: Spool, router: Router) -> None:
+        self.spool = spool
+        self.router = router
+        self.child = Isolated(
+            "analysis",
+            initializer=init_child,
+            initargs=(cfg.analyzer, logging.getLogger().getEffectiveLevel()),
+            max_tasks_per_child=cfg.tasks_per_child,
+            seconds=cfg.study_seconds,
+        )
+
+    def run(self, uid: str) -> AnalysisOutcome:
+        self.spool.flush()  # every acknowledged instance in its folder before the child reads
+        return self.child.call(analyse_study, str(self.spool.root), self.spool.key, uid,
+                               self.router)
+
+    def describe(self) -> dict:
+        return {"mode": self.mode, "child_pids": self.child.pids(),
+                "analysing_since": self.child.busy_since or None,
+                "children_lost": self.child.deaths}
+
+    def abort(self) -> None:
+        self.child.terminate()
+
+    def close(self) -> None:
+        self.child.close()
+
+
+class InProcessAnalysis:
+    """The analyzer run in this process (`[analysis] isolate = false`)."""
+
+    mode = "in-process"
+
+    def __init__(self, cfg: AnalysisConfig, spool: Spool, router: Router) -> None:
+        self.cfg = cfg
+        self.spool = spool
+        self.router = router
+        self._analyzer: Analyzer | None = None
+        self._frozen = False
+
+    def run(self, uid: str) -> AnalysisOutcome:
+        if self._analyzer is None:
+            self._analyzer = load_analyzer(self.cfg.analyzer)
+        outcome = analyse_study(str(self.spool.root), self.spool.key, uid, self.router,
+                                self._analyzer)
+        if outcome.analysed and not self._frozen:
+            # The first analysis loads the model, text encoder and knowledge base: close
+            # to a million long-lived objects that every full garbage collection would
+            # walk again while instances arrive (measured: ~20 % more CPU per C-STORE).
+            gc.freeze()
+            self._frozen = True
+        return outcome
+
+    def describe(self) -> dict:
+        return {"mode": self.mode}
+
+    def abort(self) -> None:
+        pass  # nothing to kill: the analysis runs on the worker's own thread
+
+    def close(self) -> None:
+        pass
+
+
+def make_analysis(cfg: AnalysisConfig, spool: Spool,
+                  router: Router) -> IsolatedAnalysis | InProcessAnalysis:
+    return (IsolatedAnalysis if cfg.isolate else InProcessAnalysis)(cfg, spool, router)
