@@ -24,6 +24,8 @@ from collections import Counter
 from pynetdicom import AE, evt
 from pynetdicom import sop_class as sc
 from pynetdicom.sop_class import Verification
+from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom.utils import make_target
 
 from pacs_bridge.service.audit import (
     MINOR_FAILURE,
@@ -115,6 +117,7 @@ class StorageScp:
         self.receiver = receiver
         self.audit = audit or AuditLog(None)
         self._server = None
+        self._thread: threading.Thread | None = None
         self._received: dict[int, Counter] = {}  # per association: instances per study
         self._lock = threading.Lock()
         self._networks = tuple(ipaddress.ip_network(h) for h in cfg.allowed_hosts)
@@ -143,12 +146,18 @@ class StorageScp:
             (evt.EVT_C_STORE, self._on_store),
         ]
         ctx = server_ssl_context(self.cfg.tls) if self.cfg.tls else None
-        self._server = self.ae.start_server(
+        # ae.start_server(block=False) as pynetdicom does it, keeping the accept thread, so
+        # that /health can tell whether the listener still accepts associations
+        self._server = self.ae.make_server(
             (self.cfg.host, self.cfg.port),
-            block=False,
             evt_handlers=[h for h in handlers if h],
             ssl_context=ctx,
+            server_class=ThreadedAssociationServer,
         )
+        self.ae._servers.append(self._server)  # AssociationServer.shutdown() removes it
+        self._thread = threading.Thread(target=make_target(self._server.serve_forever),
+                                         name="bridge-dicom-accept", daemon=True)
+        self._thread.start()
         log.info(
             "DICOM listener %s on %s:%d%s",
             self.cfg.ae_title,
@@ -158,10 +167,19 @@ class StorageScp:
         )
         return self.port
 
+    def is_up(self) -> bool:
+        """The listening socket is open and its accept loop running."""
+        server, thread = self._server, self._thread
+        return (server is not None and thread is not None and thread.is_alive()
+                and server.socket.fileno() != -1)
+
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
+            self._server.shutdown()  # also closes the socket
             self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
     @staticmethod
     def _peer(event: evt.Event) -> tuple[str, str, str]:

@@ -75,6 +75,26 @@ class DimseSender:
                 assoc.release()
 
 
+    def echo(self, timeout: float = 5.0) -> None:
+        """C-ECHO the destination (a reachability check for /health); `NetworkError` if not."""
+        from pynetdicom.sop_class import Verification
+
+        ae = AE(ae_title=self.cfg.calling_ae_title)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+        ae.connection_timeout = timeout
+        ae.add_requested_context(Verification)
+        assoc = ae.associate(self.cfg.host, self.cfg.port, ae_title=self.cfg.ae_title)
+        if not assoc.is_established:
+            raise NetworkError(self.name, "C-ECHO: association refused or peer unreachable")
+        try:
+            status = assoc.send_c_echo()
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        if status is None or int(getattr(status, "Status", -1)) != 0x0000:
+            raise NetworkError(self.name, "C-ECHO not answered with success")
+
+
 class StowSender:
     def __init__(self, cfg: DestinationConfig, *, timeout: float = 30.0) -> None:
         self.cfg = cfg
@@ -96,6 +116,18 @@ class StowSender:
             if failed:
                 raise NetworkError(self.name, "STOW-RS refused the object (FailedSOPSequence)")
             on_sent(str(ds.SOPInstanceUID))
+
+
+    def echo(self, timeout: float = 5.0) -> None:
+        """An HTTP request to the DICOMweb root: any answer but a 5xx counts as reachable."""
+        import requests
+
+        try:
+            response = requests.get(self.cfg.url, timeout=timeout)
+        except requests.RequestException as exc:
+            raise NetworkError(self.name, f"unreachable ({type(exc).__name__})") from exc
+        if response.status_code >= 500:
+            raise NetworkError(self.name, f"answers HTTP {response.status_code}")
 
 
 def make_sender(cfg: DestinationConfig) -> DimseSender | StowSender:

@@ -4,8 +4,14 @@ the status endpoint and optionally the DICOMweb watcher. More worker processes
 spool lock excludes only a second listener.
 
 Start-up first recovers: half-written spool files are removed, interrupted analyses are
-queued again, and spooled studies missing from the journal are journalled, so a process
-killed at any moment resumes without losing or repeating work.
+queued again (each counted as a crash: a study whose attempts are used up is quarantined
+when next claimed, never run again by a restart), and spooled studies missing from the
+journal are journalled, so a process killed at any moment resumes without losing or
+repeating work.
+
+`/health` says what it checked (`health()`): the listener accepts, the analysis loop is
+alive (and its analysis child, when one is working), the destination answers, no study is
+failed or quarantined; with the times of the last successful analysis and delivery.
 """
 
 from __future__ import annotations
@@ -37,12 +43,14 @@ from pacs_bridge.service.sender import make_sender
 from pacs_bridge.service.spool import Spool, load_key
 from pacs_bridge.service.status_http import StatusServer
 from pacs_bridge.service.watch import Watcher
-from pacs_bridge.service.worker import Worker
+from pacs_bridge.service.worker import LAST_ANALYSIS_KEY, LAST_SEND_KEY, Worker
 
 log = logging.getLogger("radassist.bridge")
 
 RUNTIME_FILE = "runtime.json"
 PURGE_INTERVAL_SECONDS = 60.0
+DESTINATION_CHECK_SECONDS = 30.0  # /health probes the destination at most this often
+LOOP_STALL_SECONDS = 120.0  # an idle loop that has not turned for this long is stuck
 
 
 class BridgeBusyError(RadAssistError):
@@ -78,6 +86,9 @@ class BridgeService:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started_at = 0.0
+        self._loop_beat = 0.0  # when the analysis loop last went round
+        self._probe_lock = threading.Lock()
+        self._probe: tuple[float, str | None] = (0.0, None)  # (when, error or None)
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -171,8 +182,12 @@ class BridgeService:
         self._stop.set()
         if self.scp is not None:
             self.scp.stop()
+        self.worker.stop()  # an analysis child at work is killed; its study queued again
         for t in self._threads:
             t.join(timeout=30)
+        if any(t.is_alive() for t in self._threads):
+            self.worker.abandon_current()  # in-process analysis still running: not counted
+        self.worker.close()
         if self.http is not None:
             self.http.stop()
         self.spool.stop()
@@ -217,6 +232,7 @@ class BridgeService:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._loop_beat = time.time()
             try:
                 if time.time() >= self._next_purge:
                     self._next_purge = time.time() + PURGE_INTERVAL_SECONDS
@@ -245,23 +261,97 @@ class BridgeService:
     # -- reporting -------------------------------------------------------------------------
 
     def health(self) -> dict:
-        """"ok", or "degraded" with the reasons: the destination failed the last delivery
-        attempt, or studies have failed (`radassist bridge failed` lists them)."""
-        problems = []
-        if self.worker.destination_error is not None:
-            problems.append(f"destination unreachable: {self.worker.destination_error}")
+        """"ok" only when every check holds, else "degraded" with one problem per failed
+        check (/health answers 503). Checked: the DICOM listener accepts; the analysis loop
+        turns (and what its child process is doing); the destination answers (the last
+        delivery, or a C-ECHO / HTTP request at most every 30 s); no study is failed or
+        quarantined. The last successful analysis and delivery are reported, not judged."""
+        now = time.time()
+        problems: list[str] = []
+        listener = self._check_listener()
+        worker = self._check_worker(now)
+        destination = self._check_destination(now)
         counts = self.journal.counts()
-        if counts.get(FAILED):
-            problems.append(f"{counts[FAILED]} failed stud(ies); see `radassist bridge failed`")
-        if counts.get(SENDING) and self.worker.destination_error is not None:
+        quarantined = self.journal.quarantined_count()
+        failed = counts.get(FAILED, 0) - quarantined
+        studies = {"ok": not failed and not quarantined, "failed": failed,
+                   "quarantined": quarantined, "waiting_to_send": counts.get(SENDING, 0)}
+        for name, check in (("listener", listener), ("worker", worker),
+                            ("destination", destination)):
+            if not check["ok"]:
+                problems.append(f"{name} {check['detail']}")
+        if failed:
+            problems.append(f"{failed} failed stud(ies); see `radassist bridge failed`")
+        if quarantined:
+            problems.append(f"{quarantined} quarantined stud(ies): the analyser crashed on "
+                            "them; `radassist bridge retry STUDY` releases one")
+        if counts.get(SENDING) and not destination["ok"]:
             problems.append(f"{counts[SENDING]} stud(ies) waiting for the destination")
         return {
             "status": "degraded" if problems else "ok",
             "problems": problems,
+            "checks": {"listener": listener, "worker": worker, "destination": destination,
+                       "studies": studies},
+            "last_analysis_at": self._kv_time(LAST_ANALYSIS_KEY),
+            "last_send_at": self._kv_time(LAST_SEND_KEY),
             "ae_title": self.cfg.scp.ae_title,
             "dicom_port": self.scp.port if self.scp else None,
-            "uptime_s": round(time.time() - self.started_at, 1),
+            "uptime_s": round(now - self.started_at, 1),
         }
+
+    def _kv_time(self, key: str) -> float | None:
+        try:
+            return float(self.journal.get_value(key)) or None
+        except ValueError:
+            return None
+
+    def _check_listener(self) -> dict:
+        if self.scp is None:
+            return {"ok": True, "detail": "no DICOM listener configured ([scp] enabled = false)"}
+        if self.scp.is_up():
+            return {"ok": True, "detail": f"accepting on {self.cfg.scp.host}:{self.scp.port}"}
+        return {"ok": False, "detail": "down: not accepting associations"}
+
+    def _check_worker(self, now: float) -> dict:
+        if not self.cfg.queue.analyse_in_listener:
+            return {"ok": True, "detail": "analysis by `radassist bridge worker` processes"}
+        info = self.worker.describe()
+        loop = next((t for t in self._threads if t.name == "bridge-loop"), None)
+        if loop is None or not loop.is_alive():
+            return {"ok": False, "detail": "down: the analysis loop is not running", **info}
+        idle = now - self._loop_beat
+        limit = LOOP_STALL_SECONDS + (self.cfg.analysis.study_seconds if info.get("analysing")
+                                      else 0.0)
+        if idle > limit:
+            return {"ok": False, "detail": f"stuck: the analysis loop has not turned for "
+                    f"{idle:.0f} s", **info}
+        where = ("in a child process" if info["mode"] == "isolated" else "in this process")
+        return {"ok": True, "detail": f"analysis loop running; studies analysed {where}",
+                **info}
+
+    def _check_destination(self, now: float) -> dict:
+        sender = self.worker.sender
+        if sender is None:
+            return {"ok": True, "detail": "no [destination] configured"}
+        if self.worker.destination_error is not None:
+            return {"ok": False, "name": sender.name,
+                    "detail": f"unreachable: {self.worker.destination_error}"}
+        with self._probe_lock:
+            at, error = self._probe
+            if now - at >= DESTINATION_CHECK_SECONDS:
+                try:
+                    sender.echo(timeout=3.0)
+                    error = None
+                except RadAssistError as exc:
+                    error = exc.message
+                except Exception as exc:  # noqa: BLE001 - reported, never raised
+                    error = type(exc).__name__
+                at = now
+                self._probe = (at, error)
+        if error is not None:
+            return {"ok": False, "name": sender.name, "detail": f"unreachable: {error}",
+                    "checked_at": at}
+        return {"ok": True, "name": sender.name, "detail": "answers", "checked_at": at}
 
     def status(self) -> dict:
         return {
@@ -298,11 +388,13 @@ class WorkerService:
                 busy = False
             if not busy:
                 self._stop.wait(self.loop_interval)
+        self.worker.close()
         self.queue.close()
         self.journal.close()
 
     def request_stop(self) -> None:
         self._stop.set()
+        self.worker.stop()  # an analysis child at work is killed; its study queued again
 
 
 def read_runtime(spool_dir: Path) -> dict | None:
