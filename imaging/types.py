@@ -11,15 +11,44 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+CONTEXT_SOURCES = ("header", "user")
+
+
+@dataclass(frozen=True)
+class ContextItem:
+    """One item of the clinical context and where it came from.
+
+    `key` is stable ("age", "sex", "history", "body_part", "anatomic_region", "laterality",
+    "study_description", "series_description", "protocol", "requested_procedure", "reason",
+    "admitting_diagnoses", "patient_history"); `value` is already scrubbed of identifiers
+    (free text) or a code ("M", "003Y" is never kept: the age is a number of years);
+    `source` is "header" (the study's DICOM header) or "user" (typed by the user).
+    """
+
+    key: str
+    value: str
+    source: str
+
+    def __post_init__(self) -> None:
+        if self.source not in CONTEXT_SOURCES:
+            raise ValueError(f'Argument "source" must be one of {CONTEXT_SOURCES}, '
+                             f"got {self.source!r}")
+
 
 @dataclass(frozen=True)
 class ClinicalContext:
-    """What the requesting clinician tells us; it may change the ranking, never the pixels."""
+    """What the requesting clinician tells us; it may change the ranking, never the pixels.
+
+    `age`, `sex` and `history` are what the ranking and the guideline rules read; `items`
+    lists every context item with its source, for the note (`imaging.header_context.merged`
+    builds both from the header and the user's input; the user's input wins).
+    """
 
     age: int | None = None
     sex: str | None = None  # "F" | "M" | None
     history: str = ""  # indication or clinical history, free text
     lang: str = "en"  # "en" or any language with a catalogue (common.catalog.languages())
+    items: tuple[ContextItem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +96,15 @@ class SeriesAnalysis:
     key_image: np.ndarray = field(default=None, repr=False, compare=False, hash=False)
     description: str = ""  # SeriesDescription
     n_volumes: int = 1  # a 4D series (diffusion, time series) is analysed on one volume
+    # which evidence decided the plane: "geometry" (ImageOrientationPatient) or "image"
+    plane_source: str = ""
+    # degrees between the slice normal and the nearest patient axis (None: no geometry)
+    plane_angle: float | None = None
+    plane_nearest: str = ""  # the nearest standard plane (the oblique's too), from geometry
+    patient_position: str = ""  # PatientPosition (HFS, FFP, HFDL...) or ViewPosition code
+    # the region(s) the header names and where ("BodyPartExamined: BRAIN"), when combined
+    header_regions: tuple[str, ...] = ()
+    header_region_evidence: str = ""
 
     def top(self, kind: str) -> Observation | None:
         """Most probable observation of one kind (e.g. the modality)."""

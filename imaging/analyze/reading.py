@@ -13,9 +13,10 @@ import torch
 
 from imaging.analyze.priors import (
     HEADER_MODALITY,
-    with_body_part,
+    PlaneDecision,
+    plane_decision,
     with_header,
-    with_orientation,
+    with_header_regions,
 )
 from imaging.analyze.quality import ood_reasons, ood_score
 from imaging.analyze.slices import PreparedStack, display
@@ -69,11 +70,15 @@ def interpret(model, prepared: PreparedStack, pred, context: SeriesHeader | None
 
     saliency: list[Saliency] = []
     key_pos = len(idx) // 2
+    plane: PlaneDecision | None = None
+    named_regions: tuple[str, ...] = ()
+    if not ood and not is_radiograph:
+        named_regions = context.regions or ((context.region,) if context.region else ())
     if not ood:
-        key_pos = _region(observations, pred, spec.regions, idx, context, header,
+        key_pos = _region(observations, warnings, pred, spec.regions, idx, context, header,
                           is_radiograph)
         if not is_radiograph:
-            warnings += _plane(observations, pred, spec.planes, idx, stack.orientation)
+            plane = _plane(observations, warnings, pred, spec.planes, idx, stack.orientation)
             observations.extend(_ctmr_findings(model, pred, idx))
         else:
             key_pos, saliency = _radiograph_findings(observations, model, pred, idx, units,
@@ -98,19 +103,38 @@ def interpret(model, prepared: PreparedStack, pred, context: SeriesHeader | None
         source_sop_instance_uids=tuple(dict.fromkeys(stack.sop_instance_uids)),
         embedding=emb,
         key_image=display(units[key_pos]),
+        plane_source=plane.source if plane is not None else "",
+        plane_angle=(plane.geometry.angle if plane is not None and plane.geometry is not None
+                     else None),
+        plane_nearest=(plane.geometry.nearest if plane is not None and plane.geometry is not None
+                       else ""),
+        patient_position=context.position,
+        header_regions=named_regions,
+        header_region_evidence=(f"{context.region_field}: {' '.join(context.region_terms)}"
+                                if named_regions else ""),
     )
 
 
-def _region(observations: list, pred, regions: tuple[str, ...], idx: np.ndarray,
-            context: SeriesHeader, header: str, is_radiograph: bool) -> int:
-    """The top three regions (chest radiograph only for radiographs); the key slice."""
+def _region(observations: list, warnings: list[str], pred, regions: tuple[str, ...],
+            idx: np.ndarray, context: SeriesHeader, header: str, is_radiograph: bool) -> int:
+    """The top three regions (chest radiograph only for radiographs); the key slice.
+
+    Cross-sectional series combine the image with the region(s) the header names; when the
+    image alone reads another region, a `region_mismatch` warning says so."""
     region_p = pred.region.copy()
     if header in CROSS_SECTIONAL or (not is_radiograph):
         region_p[:, regions.index("chest_radiograph")] = 0.0
         region_p /= np.maximum(region_p.sum(axis=1, keepdims=True), 1e-12)
     series_region = region_p.mean(axis=0)
     if not is_radiograph:
-        series_region = with_body_part(series_region, regions, context.region)
+        named = context.regions or ((context.region,) if context.region else ())
+        image_region = regions[int(np.argmax(series_region))]
+        series_region = with_header_regions(series_region, regions, named)
+        if named and image_region not in named:
+            where = context.region_field or "BodyPartExamined"
+            warnings.append(f"region_mismatch: the header ({where}: "
+                            f"{' '.join(context.region_terms) or context.body_part}) names "
+                            f"{', '.join(named)}, the image alone looks {image_region}")
     for k in np.argsort(-series_region, kind="stable")[:3]:
         observations.append(Observation(
             f"region:{regions[k]}", "region", REGION_LABEL.get(regions[k], regions[k]),
@@ -119,21 +143,26 @@ def _region(observations: list, pred, regions: tuple[str, ...], idx: np.ndarray,
     return int(np.argmax(region_p[:, top_region]))
 
 
-def _plane(observations: list, pred, planes: tuple[str, ...], idx: np.ndarray,
-           orientation) -> list[str]:
-    """Every plane, combined with ImageOrientationPatient's; a warning if they disagree."""
-    image_p = pred.plane.mean(axis=0)
-    plane_p, stated = with_orientation(image_p, planes, orientation)
-    warnings = []
-    image_plane = planes[int(np.argmax(image_p))]
-    if stated is not None and image_plane != stated:
-        warnings.append(f"plane_mismatch: ImageOrientationPatient says {stated}, the image "
-                        f"alone looks {image_plane}")
-    for k in np.argsort(-plane_p, kind="stable"):
+def _plane(observations: list, warnings: list[str], pred, planes: tuple[str, ...],
+           idx: np.ndarray, orientation) -> PlaneDecision:
+    """The plane: ImageOrientationPatient's where the header has one (a warning when the
+    image alone looks otherwise), else the image head's; every plane as an observation."""
+    decision = plane_decision(pred.plane.mean(axis=0), planes, orientation)
+    geometry = decision.geometry
+    if geometry is not None and decision.image_plane != geometry.nearest:
+        warnings.append(f"plane_mismatch: ImageOrientationPatient says {geometry.plane} "
+                        f"({geometry.angle:.0f}° from {geometry.nearest}), the image alone "
+                        f"looks {decision.image_plane}")
+    order = sorted(decision.probabilities, key=lambda p: (-decision.probabilities[p],
+                                                          p not in planes, p))
+    for plane in order:
+        column = pred.plane[:, planes.index(plane)] if plane in planes else None
         observations.append(Observation(
-            f"plane:{planes[k]}", "plane", planes[k].capitalize(),
-            round(float(plane_p[k]), 6), _driving(idx, pred.plane[:, k])))
-    return warnings
+            f"plane:{plane}", "plane", plane.capitalize(),
+            round(float(decision.probabilities[plane]), 6),
+            _driving(idx, column) if column is not None and decision.source == "image"
+            else ()))
+    return decision
 
 
 def _radiograph_findings(observations: list, model, pred, idx: np.ndarray, units,
