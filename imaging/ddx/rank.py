@@ -14,7 +14,8 @@ MedPix *train* split with a leave-one-out library, never on validation):
   history keywords found in it, the entry's name or synonym written in it, and (when the
   model has a text tower) the history's joint-space similarity to the entry;
 - age and sex: a penalty outside the entry's typical age range (growing with the distance)
-  and a strong one for the wrong sex;
+  and a strong one for the wrong sex; and the life stage (a child with an adults-only
+  diagnosis, an adult with a childhood one), a log ratio fitted on train (`population.py`);
 - similar teaching cases: similarity-weighted votes of the nearest library cases whose
   diagnosis matches the entry (see `matcher.py`), plus a small prior for diagnoses frequent
   in the library.
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..types import Analysis, ClinicalContext
-from . import matcher
+from . import matcher, population
 from .abbreviations import expand
 from .evidence import Evidence, EvidenceKind, SimilarCase, codes
 from .knowledge_view import REGIONS_OF_MODEL_REGION, Entry, KnowledgeView, model_region
@@ -286,9 +287,11 @@ def rank(
     if case_prior:
         terms["prior"] += np.log1p(np.array([case_prior.get(e.id, 0.0) for e in entries]))
 
-    score = sum(getattr(w, name) * terms[name] for name in TERMS)
+    # life stage (child / adult) against the entry's typical patients: a fitted log ratio
+    life_stage = population.life_stage_weights(entries, context.age)
+    score = sum(getattr(w, name) * terms[name] for name in TERMS) + life_stage
     if terms_out is not None:
-        terms_out.update(terms)
+        terms_out.update(terms, population=life_stage)
     rounded = np.round(score, 9)
     order = sorted(range(n), key=lambda i: (-rounded[i], entries[i].id))
     image_top = set()

@@ -119,11 +119,52 @@ class RuleResult:
 
 
 @dataclass(frozen=True)
+class Exclusion:
+    """Why a guideline's population leaves the patient out: `kind` is "age_below" (the
+    guideline starts at `bound` years), "age_above" (ends at `bound`) or "sex" (`bound` is
+    the sex it covers); `age` / `sex` are the patient's. The note words it."""
+
+    kind: str
+    bound: int | str
+    age: int | None = None
+    sex: str | None = None
+
+
+@dataclass(frozen=True)
+class Population:
+    """Who a guideline was written for, as the guideline states it (None / (): anyone)."""
+
+    min_age: int | None = None
+    max_age: int | None = None
+    sexes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if any(s not in ("F", "M") for s in self.sexes):
+            raise ValueError(f'Argument "sexes" must hold "F" / "M", got {self.sexes!r}')
+
+    def exclusion(self, age: int | None, sex: str | None) -> Exclusion | None:
+        """Why the patient is outside this population; None when inside or not known."""
+        if age is not None and self.min_age is not None and age < self.min_age:
+            return Exclusion("age_below", self.min_age, age, sex)
+        if age is not None and self.max_age is not None and age > self.max_age:
+            return Exclusion("age_above", self.max_age, age, sex)
+        if sex in ("F", "M") and self.sexes and sex not in self.sexes:
+            return Exclusion("sex", self.sexes[0], age, sex)
+        return None
+
+
+ANYONE = Population()
+ADULTS = Population(min_age=18)
+
+
+@dataclass(frozen=True)
 class Rule:
     """A registered guideline: `evaluate(finding, patient) -> RuleResult`.
 
     The finding type is rule-specific (e.g. `NoduleFinding` for Fleischner); `finding_type`
-    names it so callers can build the right input.
+    names it so callers can build the right input. `population` is who the guideline covers;
+    the follow-up section checks it before the rule runs, so a patient it excludes is told
+    so with the age ("not applicable: patient is 3 years old"), whatever finding is asked.
     """
 
     id: str
@@ -131,6 +172,7 @@ class Rule:
     citation: str
     finding_type: type
     evaluate: Callable[[Any, PatientContext], RuleResult]
+    population: Population = ANYONE
 
 
 def not_applicable(rule_id: str, citation: str, en: str, zh: str) -> RuleResult:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from common.text import Text as Bilingual
 from imaging.knowledge.guidelines.common import (
     PatientContext,
+    Population,
     Rule,
     RuleResult,
     not_applicable,
@@ -219,4 +220,5 @@ RULE = Rule(
     citation=CITATION,
     finding_type=NoduleFinding,
     evaluate=evaluate,
+    population=Population(min_age=35),  # "not applicable: age under 35" (the guideline's own)
 )

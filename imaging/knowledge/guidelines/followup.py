@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from common.text import Text as Bilingual
 from imaging.knowledge.guidelines.common import (
+    ADULTS,
     PatientContext,
+    Population,
     Rule,
     RuleResult,
     not_applicable,
@@ -377,17 +379,17 @@ def adnexal_simple_cyst(finding: AdnexalCystFinding, patient: PatientContext) ->
 
 RULES_HERE = (
     Rule(PNEUMONIA_ID, B("Follow-up chest radiograph after pneumonia", "肺炎后复查胸片"),
-         PNEUMONIA_CITATION, PneumoniaFinding, pneumonia_followup),
+         PNEUMONIA_CITATION, PneumoniaFinding, pneumonia_followup, ADULTS),
     Rule(STROKE_ID, B("Vascular imaging after ischaemic stroke or TIA",
                       "缺血性卒中或 TIA 后的血管成像"),
-         STROKE_CITATION, StrokeFinding, stroke_vascular_imaging),
+         STROKE_CITATION, StrokeFinding, stroke_vascular_imaging, ADULTS),
     Rule(ADRENAL_ID, B("Incidental adrenal mass", "偶发肾上腺肿块"),
-         ADRENAL_CITATION, AdrenalFinding, adrenal_incidentaloma),
+         ADRENAL_CITATION, AdrenalFinding, adrenal_incidentaloma, ADULTS),
     Rule(BOSNIAK_ID, B("Cystic renal mass (Bosniak 2019)", "肾脏囊性肿块（Bosniak 2019）"),
-         BOSNIAK_CITATION, RenalCystFinding, bosniak),
+         BOSNIAK_CITATION, RenalCystFinding, bosniak, ADULTS),
     Rule(THYROID_ID, B("Incidental thyroid nodule on CT, MR or PET",
                        "CT、MR 或 PET 偶发甲状腺结节"),
-         THYROID_CITATION, ThyroidFinding, thyroid_incidental),
+         THYROID_CITATION, ThyroidFinding, thyroid_incidental, ADULTS),
     Rule(ADNEXAL_ID, B("Simple adnexal cyst on ultrasound", "超声所见单纯附件囊肿"),
-         ADNEXAL_CITATION, AdnexalCystFinding, adnexal_simple_cyst),
+         ADNEXAL_CITATION, AdnexalCystFinding, adnexal_simple_cyst, Population(sexes=("F",))),
 )

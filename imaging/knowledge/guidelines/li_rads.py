@@ -16,7 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.text import Text as Bilingual
-from imaging.knowledge.guidelines.common import PatientContext, Rule, RuleResult, not_applicable
+from imaging.knowledge.guidelines.common import (
+    ADULTS,
+    PatientContext,
+    Rule,
+    RuleResult,
+    not_applicable,
+)
 
 RULE_ID = "li_rads_2018"
 CITATION = "ACR LI-RADS v2018 CT/MRI (American College of Radiology, 2018)"
@@ -145,4 +151,5 @@ RULE = Rule(
     citation=CITATION,
     finding_type=LiverObservation,
     evaluate=evaluate,
+    population=ADULTS,
 )

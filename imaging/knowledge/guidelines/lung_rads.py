@@ -22,7 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from common.text import Text as Bilingual
-from imaging.knowledge.guidelines.common import PatientContext, Rule, RuleResult, not_applicable
+from imaging.knowledge.guidelines.common import (
+    ADULTS,
+    PatientContext,
+    Rule,
+    RuleResult,
+    not_applicable,
+)
 
 RULE_ID = "lung_rads_2022"
 CITATION = "ACR Lung-RADS v2022 (American College of Radiology, 2022)"
@@ -277,4 +283,5 @@ RULE = Rule(
     citation=CITATION,
     finding_type=ScreeningFinding,
     evaluate=evaluate,
+    population=ADULTS,
 )
