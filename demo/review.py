@@ -26,7 +26,10 @@ def analyse(
     index: int | None = None,
 ):
     """Run `imaging.analyze` and `imaging.notes.compose` on the study of the selected stack
-    (the first study if none); failures land in `note_error`."""
+    (the first study if none), with the header's clinical context under the form's (the
+    same `header_context.merged` the CLI and the bridge use); failures land in `note_error`."""
+    from imaging.header_context import merged
+
     view = state.view(index)
     state.active = view.study_index if view is not None else 0
     state.context = context
@@ -34,6 +37,7 @@ def analyse(
     if state.study is None:
         state.note_error = "Upload a study first."
         return state
+    context = state.context = merged(context, state.study)
     parts = _parts()
     if parts.analyze is None:
         state.note_error = "Analysis unavailable: " + parts.missing.get("analysis", "")

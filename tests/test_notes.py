@@ -49,11 +49,11 @@ def test_bands_use_documented_cutoffs():
     assert band(0.30) == "possible" and band(0.2999) == "indeterminate"
 
 
-def test_note_has_five_sections_in_both_languages(res):
+def test_note_has_six_sections_in_both_languages(res):
     note = compose(chest_radiograph_analysis(), ClinicalContext(age=60, history="cough"),
                    resources=res)
     assert [s.key for s in note.sections] == [
-        "analysed", "observations", "differential", "follow_up", "limitations"]
+        "context", "analysed", "observations", "differential", "follow_up", "limitations"]
     assert len(note.differential) >= 3
     md_en, md_zh = to_markdown(note, "en"), to_markdown(note, "zh")
     assert AI_EN in md_en and AI_ZH in md_zh and AI_EN not in md_zh
@@ -212,7 +212,7 @@ def test_a_third_language_is_a_catalogue(res, tmp_path, monkeypatch):
         md = to_markdown(note, "fr")
         assert md.startswith("# Note d'imagerie (brouillon)")
         assert "Brouillon IA — non relu par un médecin" in md and "Diagnostic différentiel" in md
-        assert "## 2. Observations" in md  # untranslated: English
+        assert "## 3. Observations" in md  # untranslated: English
         assert to_markdown(note, "zh") == to_markdown(note, "zh")  # zh unchanged beside it
     finally:
         catalog.catalogs.cache_clear()

@@ -62,6 +62,7 @@ from pydicom.sr.coding import Code
 
 from ..notes.note import Note
 from ..notes.render import to_json
+from ..notes.strings import STRINGS
 from ..types import Analysis
 from .uids import (
     AI_DRAFT,
@@ -259,6 +260,7 @@ def build_sr(
     texts = [AI_DRAFT, AI_DRAFT_ZH]
     if note.summary is not None:
         texts.append(f"Study: {note.summary.en}")
+    texts.extend(f"Clinical context: {entry.text.en}" for entry in note.context)
     texts.extend(caveats(note))
     for rank, item in enumerate(note.differential, start=1):
         number = ("not calibrated" if item.likelihood is None
@@ -269,7 +271,8 @@ def build_sr(
         texts.append(f"{FOLLOW_UP_NAME}: {f.protocol.en} ({f.modality}), {f.timing.en}; "
                      f"urgency {f.urgency}; source: {f.citation}")
     for c in note.considered_rules:
-        texts.append(f"Considered, not applicable - {c.rule_id}: {c.reason.en}")
+        texts.append(f"Considered, not applicable - {c.rule_id}: {c.reason.en}" if c.rule_id
+                     else c.reason.en)
     if note.out_of_distribution:
         texts.append("Out-of-distribution input: no differential is offered.")
     elif not note.differential:
@@ -306,7 +309,10 @@ def _uses_scheme(items, scheme: str = SCHEME) -> bool:
 
 # Warning codes a reader of the PACS copy must see: the note's own caveats, not its detail.
 CAVEAT_CODES = ("out_of_distribution", "modality_mismatch", "plane_mismatch",
-                "header_window_saturates", "four_d")
+                "region_mismatch", "header_window_saturates", "four_d")
+
+
+_PAEDIATRIC = STRINGS["lim.paediatric"].split("{", 1)[0]  # "Paediatric patient (age "
 
 
 def caveats(note: Note) -> list[str]:
@@ -324,6 +330,9 @@ def caveats(note: Note) -> list[str]:
                 out.append(f"Caveat: series {index}: {w}")
     for line in next((sec.lines for sec in note.sections if sec.key == "analysed"), ()):
         if "less typical of the training images" in line.en:
+            out.append(f"Caveat: {line.en}")
+    for line in next((sec.lines for sec in note.sections if sec.key == "limitations"), ()):
+        if line.en.startswith(_PAEDIATRIC):
             out.append(f"Caveat: {line.en}")
     return out
 

@@ -5,10 +5,12 @@ tower and the case library): no clock, no randomness, no dict-order dependence, 
 input gives the same note byte for byte (tested across processes). Every sentence is built
 from `strings.py` or knowledge-base text, in both languages.
 
-`compose()` pools the study's evidence once and builds the five sections, one builder each:
-what was analysed and the observations (here), the differential (`differential.py`, which
-ranks and words each item's evidence through `evidence_text.py`), the follow-up through the
-guideline rules (`follow_up.py`), and the limitations (here). Uncertainty bands: `bands.py`.
+`compose()` pools the study's evidence once and builds the six sections, one builder each:
+the clinical context, every item with its source (`context.py`), what was analysed (here,
+with each series' plane source and position from `context.py`) and the observations (here),
+the differential (`differential.py`, which ranks and words each item's evidence through
+`evidence_text.py`), the follow-up through the guideline rules (`follow_up.py`), and the
+limitations (here; the paediatric caveat from `context.py`). Uncertainty bands: `bands.py`.
 """
 
 from __future__ import annotations
@@ -16,12 +18,18 @@ from __future__ import annotations
 from ..ddx.rank import study_evidence
 from ..types import Analysis, ClinicalContext, SeriesAnalysis
 from .bands import band, rounded
+from .context import (
+    context_entries,
+    context_lines,
+    paediatric_limitations,
+    series_geometry_lines,
+)
 from .differential import DifferentialSection, differential_section
 from .follow_up import follow_up_section
 from .note import Note, NoteSection, ObservationItem, Text
 from .resources import Resources, default_resources
 from .series_text import ROLE_KEYS, series_items, study_summary, warning_text
-from .strings import STRINGS, joined, observation_label, t, tt
+from .strings import STRINGS, observation_label, t, tt
 
 # Quality is the share of validation images less typical than the series (analyze.py). Below
 # the 1st percentile the series is out of distribution and not diagnosed; below the 10th it
@@ -43,29 +51,33 @@ def compose(
     usable = [s for s in analysis.series if not s.out_of_distribution]
     evidence = study_evidence(analysis)
 
-    analysed = _analysed_lines(analysis, context, summary, knowledge_version)
+    entries = context_entries(context)
+    analysed = _analysed_lines(analysis, summary, knowledge_version)
     observations = _observations(usable)
     ddx = differential_section(analysis, usable, evidence, context, res)
     follow = follow_up_section(list(ddx.ranked), {d.diagnosis_id: d.names for d in ddx.items},
                                context, evidence.modality or "")
     sections = (
+        NoteSection("context", t("sec.context"), context_lines(entries)),
         NoteSection("analysed", t("sec.analysed"), analysed),
         NoteSection("observations", t("sec.observations"), _observation_lines(observations)),
         NoteSection("differential", t("sec.differential"), ddx.lines, ddx.levels),
         NoteSection("follow_up", t("sec.follow_up"), follow.lines),
-        NoteSection("limitations", t("sec.limitations"), _limitations(usable, ddx, res)),
+        NoteSection("limitations", t("sec.limitations"),
+                    _limitations(usable, ddx, res, context, analysis.model_version)),
     )
     return Note(
         study_instance_uid=analysis.study_instance_uid, model_version=analysis.model_version,
         knowledge_version=knowledge_version, out_of_distribution=not usable, sections=sections,
         observations=observations, differential=ddx.items,
         follow_up=follow.items, considered_rules=follow.considered, disclaimer=t("disclaimer"),
-        title=t("title"), series=series_items(analysis), summary=summary)
+        title=t("title"), series=series_items(analysis), summary=summary, context=entries)
 
 
-def _analysed_lines(analysis: Analysis, context: ClinicalContext, summary: Text,
-                    knowledge_version: str) -> tuple[Text, ...]:
-    """What was analysed: the study in one line, then series by series, then the context."""
+def _analysed_lines(analysis: Analysis, summary: Text, knowledge_version: str
+                    ) -> tuple[Text, ...]:
+    """What was analysed: the study in one line, then series by series (with what decided
+    the plane and the patient position)."""
     analysed: list[Text] = [summary, t("analysed.study", uid=analysis.study_instance_uid,
                                        model=analysis.model_version, knowledge=knowledge_version)]
     if not analysis.series:
@@ -79,6 +91,7 @@ def _analysed_lines(analysis: Analysis, context: ClinicalContext, summary: Text,
             else Text(s.header_modality, s.header_modality),
             region=observation_label(region.code, region.label) if region else t("unknown"),
             n=s.n_images, key_image=s.key_slice + 1, quality=s.quality_score))
+        analysed += series_geometry_lines(index, s)
         if s.out_of_distribution:
             analysed.append(t("analysed.ood", index=index, quality=s.quality_score))
         elif s.quality_score < ATYPICAL_QUALITY:
@@ -97,21 +110,7 @@ def _analysed_lines(analysis: Analysis, context: ClinicalContext, summary: Text,
                            reason=reason))
     for w in analysis.warnings:
         analysed.append(tt("analysed.warning", text=warning_text(w)))
-    analysed.append(_context_line(context))
     return tuple(analysed)
-
-
-def _context_line(context: ClinicalContext) -> Text:
-    parts: list[Text] = []
-    if context.age is not None:
-        parts.append(t("context.age", age=context.age))
-    if context.sex in ("F", "M"):
-        parts.append(t(f"context.sex.{context.sex}"))
-    if context.history.strip():
-        parts.append(t("context.history", text=" ".join(context.history.split())))
-    if not parts:
-        return t("analysed.context_none")
-    return tt("analysed.context", text=joined(parts, "list.separator"))
 
 
 def _observations(usable: list[SeriesAnalysis]) -> tuple[ObservationItem, ...]:
@@ -134,9 +133,10 @@ def _observation_lines(observations: tuple[ObservationItem, ...]) -> tuple[Text,
     return (*lines, t("obs.bands"))
 
 
-def _limitations(usable: list[SeriesAnalysis], ddx: DifferentialSection,
-                 res: Resources) -> tuple[Text, ...]:
+def _limitations(usable: list[SeriesAnalysis], ddx: DifferentialSection, res: Resources,
+                 context: ClinicalContext, model_version: str) -> tuple[Text, ...]:
     limits = [t("lim.draft"), t("lim.scope"), t("lim.knowledge", n=len(res.view.entries))]
+    limits += paediatric_limitations(context, model_version, res.paediatric)
     if not usable:
         limits.append(t("lim.ood"))
     elif any(s.quality_score < ATYPICAL_QUALITY for s in usable):

@@ -26,7 +26,7 @@ def evidence_text(item: Evidence) -> Text:
     if kind is EvidenceKind.HISTORY:
         return t(key, words=", ".join(values["words"][:HISTORY_WORDS_SHOWN]))
     if kind is EvidenceKind.SEX_NO:
-        return tt(key, sex=t(f"context.sex.{values['sex']}"))
+        return tt(key, sex=t(f"sex.{values['sex']}"))
     return t(key, **values)
 
 

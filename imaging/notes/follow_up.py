@@ -3,8 +3,12 @@
 A knowledge entry's recommendation that names a rule is shown only when the rule runs and
 applies; a rule that does not apply, needs a measurement the model does not give, is not
 installed or fails is a visible "considered" line — never dropped, never silently replaced by
-the knowledge base's own text. With RADASSIST_STRICT_RULES=1 (as the test suite runs) a rule
-that raises is an error.
+the knowledge base's own text. A rule whose population (`Rule.population`) excludes the
+patient is checked first and says so with the patient's age or sex ("not applicable: patient
+is 3 years old"); a recommendation with no rule, for a diagnosis whose typical patients are
+all of another life stage (`ddx.population.excluded`: adult imaging for a child), is listed
+as not applicable too. With RADASSIST_STRICT_RULES=1 (as the test suite runs) a rule that
+raises is an error.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..ddx.population import excluded
 from ..ddx.rank import Scored
 from ..types import ClinicalContext
 from .note import ConsideredRule, FollowUpItem, Text
@@ -62,6 +67,19 @@ def _not_evaluated(reason: str) -> Text:
     return t("fu.not_evaluated", reason=reason[:200])
 
 
+def population_reason(rule, context: ClinicalContext) -> Text | None:
+    """Why the rule's population excludes the patient, in words; None when it does not."""
+    population = getattr(rule, "population", None)
+    if population is None:
+        return None
+    why = population.exclusion(context.age, context.sex)
+    if why is None:
+        return None
+    if why.kind == "sex":
+        return tt("fu.population.sex", sex=t(f"sex.{why.sex}"), bound=t(f"sex.{why.bound}"))
+    return t(f"fu.population.{why.kind}", age=why.age, bound=why.bound)
+
+
 def _follow_up(items: list[Scored], context: ClinicalContext, modality: str):
     rules = _rules()
     follow, considered = [], []
@@ -72,12 +90,22 @@ def _follow_up(items: list[Scored], context: ClinicalContext, modality: str):
             protocol = Text.from_mapping(rec.get("protocol") or {"en": ""})
             timing = Text.from_mapping(rec.get("timing") or {"en": ""})
             urgency, citation = str(rec.get("urgency") or "routine"), str(rec.get("source") or "")
+            if not rule_id and excluded(entry.age_range, context.age):
+                lo, hi = entry.age_range
+                considered.append(ConsideredRule("", entry.id, tt(
+                    "fu.kb_not_applicable", protocol=protocol, diagnosis=entry_name(entry),
+                    age=context.age, lo=int(lo), hi=int(hi)), protocol))
+                continue
             if rule_id and rule_id not in rules:
                 # a knowledge entry names a rule that does not exist: say so, cite nothing
                 considered.append(ConsideredRule(rule_id, entry.id,
                                                  _not_evaluated("no such rule is installed")))
                 continue
             if rule_id:
+                outside = population_reason(rules[rule_id], context)
+                if outside is not None:
+                    considered.append(ConsideredRule(rule_id, entry.id, outside))
+                    continue
                 try:
                     result = _evaluate_rule(rules[rule_id], context, modality)
                 except RuleNotEvaluated as exc:
@@ -99,6 +127,10 @@ def _follow_up(items: list[Scored], context: ClinicalContext, modality: str):
     for c in considered:  # one line per rule and reason, for the first diagnosis citing it
         unique_considered.setdefault((c.rule_id, c.reason), c)
     return tuple(dict.fromkeys(follow)), tuple(unique_considered.values())
+
+
+def entry_name(entry) -> Text:
+    return Text(entry.name_en, entry.name_zh or entry.name_en)
 
 
 @dataclass(frozen=True)
@@ -127,7 +159,8 @@ def follow_up_section(ranked: list[Scored], names: dict[str, Text], context: Cli
                             diagnosis=names.get(f.diagnosis_id, Text(f.diagnosis_id,
                                                                     f.diagnosis_id))))
         for c in considered:
-            lines.append(tt("fu.not_applicable", rule=c.rule_id, reason=c.reason))
+            lines.append(c.reason if not c.rule_id else
+                         tt("fu.not_applicable", rule=c.rule_id, reason=c.reason))
     if not follow_up:
         lines.insert(0, t("fu.none"))
     return FollowUpSection(tuple(lines), follow_up, considered)

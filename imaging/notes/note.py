@@ -64,9 +64,20 @@ class FollowUpItem:
 
 @dataclass(frozen=True)
 class ConsideredRule:
-    rule_id: str
+    rule_id: str  # "" for a knowledge-base recommendation without a rule
     diagnosis_id: str
     reason: Text  # why it does not apply
+    protocol: Text | None = None  # the recommendation a knowledge-base line is about
+
+
+@dataclass(frozen=True)
+class ContextEntry:
+    """One item of the clinical context as the note lists it (`context` in the JSON)."""
+
+    key: str  # "age", "sex", "history", "body_part", "reason", ... (ContextItem.key)
+    value: str  # as given or as the header states it (free text scrubbed)
+    source: str  # "header" | "user"
+    text: Text  # the line, e.g. "Age: 3 years (from the DICOM header)"
 
 
 @dataclass(frozen=True)
@@ -84,11 +95,15 @@ class SeriesItem:
     n_volumes: int
     reason: str  # why it was not diagnosed (empty for diagnostic series)
     warnings: tuple[str, ...]
+    plane_source: str = ""  # "geometry" (ImageOrientationPatient) | "image" | "" (none)
+    plane_angle: float | None = None  # degrees from the nearest standard plane
+    patient_position: str = ""  # PatientPosition / ViewPosition code, as in the header
 
 
 @dataclass(frozen=True)
 class NoteSection:
-    key: str  # "analysed" | "observations" | "differential" | "follow_up" | "limitations"
+    key: str  # "context" | "analysed" | "observations" | "differential" | "follow_up" |
+    # "limitations"
     title: Text
     lines: tuple[Text, ...]
     levels: tuple[int, ...] = ()  # nesting per line (0 = top); empty means all top level
@@ -109,3 +124,4 @@ class Note:
     title: Text
     series: tuple[SeriesItem, ...] = ()
     summary: Text | None = None
+    context: tuple[ContextEntry, ...] = ()

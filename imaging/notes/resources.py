@@ -1,5 +1,5 @@
 """What composing reads besides the analysis: the knowledge view, the model's text tower, the
-teaching-case library, the ranking weights and the calibration."""
+teaching-case library, the ranking weights, the calibration and the paediatric measurement."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from functools import lru_cache
 from ..ddx import rank as ddx_rank
 from ..ddx.calibration import Calibration, load_calibration
 from ..ddx.knowledge_view import KnowledgeView, load_view
+from .context import PaediatricMeasurement
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +22,8 @@ class Resources:
     weights: ddx_rank.Weights | None = None  # None: the tuned defaults
     # P(item is the diagnosis) and the measured hit rates; None: items are not calibrated
     calibration: Calibration | None = None
+    # accuracy measured on paediatric validation images; None: not measured
+    paediatric: PaediatricMeasurement | None = None
 
     @property
     def ranking_weights(self) -> ddx_rank.Weights:
@@ -41,5 +44,7 @@ def default_resources() -> Resources:
     from ..cases.store import default_library
 
     model = _default_model()
+    weights_dir = getattr(model, "weights_dir", None)
     return Resources(view=load_view(), model=model, library=default_library(),
-                     calibration=load_calibration(getattr(model, "weights_dir", None)))
+                     calibration=load_calibration(weights_dir),
+                     paediatric=PaediatricMeasurement.load(weights_dir))

@@ -61,7 +61,9 @@ def series_items(analysis: Analysis) -> tuple[SeriesItem, ...]:
             region=None if ood else _top_code(s, "region"),
             plane=None if ood else _top_code(s, "plane"),
             out_of_distribution=ood, description=s.description, n_images=s.n_images,
-            n_volumes=s.n_volumes, reason="", warnings=s.warnings))
+            n_volumes=s.n_volumes, reason="", warnings=s.warnings,
+            plane_source="" if ood else s.plane_source,
+            plane_angle=None if ood else s.plane_angle, patient_position=s.patient_position))
     for listed in analysis.listed:
         items.append(SeriesItem(
             series_instance_uid=listed.series_instance_uid, role=listed.role,

@@ -16,6 +16,7 @@ from common.text import Text, join
 STRINGS: dict[str, str] = {
     'title': "Draft imaging note",
 
+    'sec.context': "Clinical context",
     'sec.analysed': "What was analysed",
     'sec.observations': "Observations",
     'sec.differential': "Differential diagnosis",
@@ -63,13 +64,70 @@ STRINGS: dict[str, str] = {
         "Series {index} is less typical of the training images than {share}% of validation "
         "images (quality {quality:.2f}): read its observations and differential with extra "
         "caution."),
-    'analysed.context': "Clinical context: {text}.",
-    'analysed.context_none': "No clinical context was given.",
+    'analysed.plane_geometry': (
+        "Series {index}: {plane} decided by the header geometry (ImageOrientationPatient, "
+        "{angle}° from the true {nearest})."),
+    'analysed.plane_oblique': (
+        "Series {index}: oblique plane decided by the header geometry "
+        "(ImageOrientationPatient): {angle}° from the nearest standard plane ({nearest}), "
+        "beyond the {limit}° up to which a plane keeps its name."),
+    'analysed.plane_image': (
+        "Series {index}: {plane} read from the image by the model (the header gives no "
+        "ImageOrientationPatient)."),
+    'analysed.position': "Series {index}: patient position {position} (DICOM header, {code}).",
+    'analysed.region_header': (
+        "Series {index}: the header names {regions} ({evidence}); weighed with the image as a "
+        "likelihood ratio of {ratio:.0f}."),
+    'analysed.position_caution': (
+        "Series {index}: the patient lies {position} and the header gives no orientation: "
+        "the plane read from the image is less reliable (the training images are mostly of "
+        "supine patients)."),
 
-    'context.age': "age {age}",
-    'context.sex.F': "female",
-    'context.sex.M': "male",
-    'context.history': "history: “{text}”",
+    'position.head_first': "head first",
+    'position.feet_first': "feet first",
+    'position.left_first': "left side first",
+    'position.right_first': "right side first",
+    'position.anterior_first': "anterior first",
+    'position.posterior_first': "posterior first",
+    'position.supine': "supine",
+    'position.prone': "prone",
+    'position.decubitus_right': "right lateral decubitus",
+    'position.decubitus_left': "left lateral decubitus",
+    'position.ap': "AP projection",
+    'position.pa': "PA projection",
+    'position.left_lateral': "left lateral projection",
+    'position.right_lateral': "right lateral projection",
+    'position.left_oblique': "left oblique projection",
+    'position.right_oblique': "right oblique projection",
+    'position.lateral': "lateral projection",
+
+    'ctx.item': "{label}: {value} ({source})",
+    'ctx.source.header': "from the DICOM header",
+    'ctx.source.user': "entered by the user",
+    'ctx.none': "No clinical context was given, and the DICOM header states none.",
+    'ctx.used': (
+        "The differential and the guideline rules read the age, the sex and the clinical "
+        "question above; what the user enters overrides the header."),
+    'ctx.key.age': "Age",
+    'ctx.key.sex': "Sex",
+    'ctx.key.history': "Clinical history",
+    'ctx.key.reason': "Reason for the examination",
+    'ctx.key.admitting_diagnoses': "Admitting diagnoses",
+    'ctx.key.patient_history': "Patient history",
+    'ctx.key.requested_procedure': "Requested procedure",
+    'ctx.key.study_description': "Study description",
+    'ctx.key.body_part': "Body part examined",
+    'ctx.key.anatomic_region': "Anatomic region",
+    'ctx.key.laterality': "Laterality",
+    'ctx.key.protocol': "Protocol",
+    'ctx.key.series_description': "Series descriptions",
+    'ctx.age': "{age} years",
+    'ctx.age_90': "90 years or older",
+    'ctx.text': "“{text}”",
+    'laterality.R': "right",
+    'laterality.L': "left",
+    'laterality.B': "both sides",
+    'laterality.U': "unpaired organ",
 
     'unknown': "unknown",
 
@@ -153,6 +211,7 @@ STRINGS: dict[str, str] = {
 
     'sex.F': "female",
     'sex.M': "male",
+    'sex.O': "other",
 
     'zone.upper': "upper",
     'zone.middle': "middle",
@@ -168,6 +227,15 @@ STRINGS: dict[str, str] = {
     'fu.none': "No follow-up imaging is suggested.",
     'fu.not_applicable': "Considered, not applicable — {rule}: {reason}",
     'fu.not_evaluated': "could not be evaluated: {reason}",
+    'fu.population.age_below': (
+        "not applicable: patient is {age} years old (the guideline covers ages {bound} and "
+        "over)"),
+    'fu.population.age_above': (
+        "not applicable: patient is {age} years old (the guideline covers ages up to {bound})"),
+    'fu.population.sex': "not applicable: {sex} patient (the guideline covers {bound} patients)",
+    'fu.kb_not_applicable': (
+        "Considered, not applicable — {protocol} for {diagnosis}: patient is {age} years old, "
+        "and its typical patients are {lo}–{hi} years old."),
     'fu.rule': "rule {rule}",
     'fu.no_rule': "knowledge base recommendation, no executable rule",
 
@@ -191,6 +259,22 @@ STRINGS: dict[str, str] = {
         "least reliable there."),
     'lim.ood': "Out-of-distribution input: findings and differential are withheld.",
     'lim.saliency': "Attention maps show where the model looked, not where disease is.",
+    'lim.paediatric': (
+        "Paediatric patient (age {age}): outside the population the model was mostly trained "
+        "on; read its observations with extra caution."),
+    'lim.paediatric_train': (
+        "Children are {children} of the {images} training images with a stated age ({young} "
+        "under 5)."),
+    'lim.paediatric_measured': (
+        "Measured on {n} paediatric MedPix validation images of {cases} cases (95% CI): "
+        "modality {modality}, region {region}, plane {plane}; on adults' images: modality "
+        "{a_modality}, region {a_region}, plane {a_plane}."),
+    'lim.paediatric_pneumonia': (
+        "Pneumonia on {n} paediatric NIH chest radiographs: AUROC {auc}; adults {a_auc}."),
+    'lim.paediatric_unmeasured': (
+        "No measurement on paediatric validation images is available for this model."),
+    'lim.rate': "{value:.0%} ({low:.0%}–{high:.0%})",
+    'lim.auc': "{value:.2f} ({low:.2f}–{high:.2f})",
 
     'disclaimer': "AI draft — not reviewed by a physician",
 
@@ -206,6 +290,7 @@ STRINGS: dict[str, str] = {
     'label:plane:axial': "axial plane",
     'label:plane:coronal': "coronal plane",
     'label:plane:sagittal': "sagittal plane",
+    'label:plane:oblique': "oblique plane",
     'label:finding:pneumonia': "pneumonia pattern",
     'label:finding:covid19': "COVID-19 pattern",
     'label:finding:infiltration': "infiltration",
@@ -278,6 +363,8 @@ STRINGS: dict[str, str] = {
     'warning.plane_mismatch': (
         "the header's orientation (ImageOrientationPatient) disagrees with the plane the "
         "image shows"),
+    'warning.region_mismatch': (
+        "the header's body part or description names another region than the image shows"),
     'warning.stack_failed': "the analysis of an image stack failed",
     'warning.bad_modality_lut': "the Modality LUT (rescale) is abnormal",
 }
