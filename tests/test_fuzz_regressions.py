@@ -318,3 +318,71 @@ def test_deflate_bomb_is_refused_before_pydicom_inflates_it(monkeypatch):
     assert "deflate" in info.value.message
     ds = read_instance("dfl.dcm", (FILES / "image_dfl.dcm").read_bytes())  # a real one reads
     assert ds.dataset.Rows
+
+
+# Issue 17: files on which GDCM, run in-process, throws a C++ exception nobody catches and the
+# process aborts (SIGABRT). Each is shown to abort an unguarded GDCM decode in a child, and to
+# be refused by `check_before_decode` (a typed "inconsistent_pixel_header") before any decoder.
+_GDCM_IN_PROCESS = (
+    "import io, sys\n"
+    "from pydicom import dcmread\n"
+    "from pydicom.pixels import get_decoder\n"
+    "from pydicom.pixels.utils import as_pixel_options\n"
+    "ds = dcmread(io.BytesIO(sys.stdin.buffer.read()))\n"
+    "get_decoder(ds.file_meta.TransferSyntaxUID).as_array(\n"
+    "    ds, decoding_plugin='gdcm', **as_pixel_options(ds))\n"
+)
+_RUN_CASE = (
+    "import sys; sys.path[:0] = ['tests', '.']\n"
+    "from fuzz_harness import run_case\n"
+    "o = run_case(sys.stdin.buffer.read(), 'x')\n"
+    "print(o.status, o.stage, o.reason)\n"
+)
+ABORTING = [
+    # the issue's poison (JPEG-LS lossless, Columns = 65535; codestream SOF55 says 64)
+    ("jpeg_ls_columns_65535",
+     lambda: _patch("MR_small_jpeg_ls_lossless.dcm", ("us", (0x0028, 0x0011), 65535))),
+    # JPEG-LS whose Rows were changed
+    ("jpeg_ls_rows_changed",
+     lambda: _patch("MR_small_jpeg_ls_lossless.dcm", ("us", (0x0028, 0x0010), 65534))),
+    # a one-component JPEG 2000 whose PhotometricInterpretation was changed (the 300-file
+    # run's 03-11 MR2_J2KI YBR_FULL and 05-13 CT1_J2KR YBR_FULL_422: GDCM died in its fork)
+    ("j2k_one_component_ybr_full",
+     lambda: _patch("MR_small_jp2klossless.dcm", ("value", (0x0028, 0x0004), b"YBR_FULL"))),
+    ("j2k_one_component_rgb",
+     lambda: _patch("MR_small_jp2klossless.dcm", ("value", (0x0028, 0x0004), b"RGB"))),
+]
+
+
+def _aborts_gdcm_and_is_refused(data: bytes) -> None:
+    gdcm = subprocess.run([sys.executable, "-c", _GDCM_IN_PROCESS], input=data, cwd=REPO,
+                          capture_output=True, timeout=120)
+    assert gdcm.returncode == -signal.SIGABRT, gdcm.stderr[-2000:]  # poison, unguarded
+    assert b"gdcm::Exception" in gdcm.stderr
+    out = subprocess.run([sys.executable, "-c", _RUN_CASE], input=data, cwd=REPO,
+                         capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.decode().split() == ["typed", "decode", "inconsistent_pixel_header"]
+
+
+@pytest.mark.parametrize(("name", "build"), ABORTING, ids=[a[0] for a in ABORTING])
+def test_gdcm_aborting_file_is_refused_before_any_decoder(name, build):
+    _aborts_gdcm_and_is_refused(build())
+
+
+def test_issue_17_poison_from_the_conformance_corpus_is_refused(dicom_dir):
+    """The issue's exact file: JLSL_16_15_1_1F.dcm, Columns = 65535, Study/Series UIDs, CT."""
+    import io
+
+    src = dicom_dir / "conformance" / "pydicom-data" / "JLSL_16_15_1_1F.dcm"
+    if not src.is_file():
+        pytest.skip(f"{src} not found")
+    ds = dcmread(src)
+    ds.Columns = 65535
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = "1.2.3.17.1", "1.2.3.17.2", "CT"
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    _aborts_gdcm_and_is_refused(buf.getvalue())
+    with pytest.raises(PixelDataError, match="codestream is 128 x 128") as info:
+        decode(dcmread(io.BytesIO(buf.getvalue())), "poison.dcm")
+    assert info.value.reason == "inconsistent_pixel_header"

@@ -1,11 +1,13 @@
 """Hostile headers refused before any decoder runs.
 
 The declared image must fit the pixel ceiling (`pacs_bridge.limits`, reason "too_large"), an
-encapsulated object cannot declare more frames than it has fragments, and each frame's
-codestream header (JPEG / JPEG-LS SOF, JPEG 2000 SIZ) must agree with Rows, Columns and
-SamplesPerPixel. Decoders allocate from the header and write what the codestream holds, so
-these checks are what keeps a 2 KB file from asking for 47 TiB, and a decoder from writing
-past its buffer.
+encapsulated object cannot declare more frames than it has fragments, its colour model
+(PhotometricInterpretation) must go with its SamplesPerPixel (GDCM aborts on a one-component
+JPEG 2000 declared YBR_FULL), and each frame's codestream header (JPEG / JPEG-LS SOF,
+JPEG 2000 SIZ) must agree with Rows, Columns, SamplesPerPixel and BitsAllocated. Decoders
+allocate from the header and write what the codestream holds, so these checks are what keeps
+a 2 KB file from asking for 47 TiB, a decoder from writing past its buffer, and GDCM from
+throwing the C++ exception that aborts its process.
 """
 
 from __future__ import annotations
@@ -65,6 +67,12 @@ def check_before_decode(ds: Dataset, source: str, tsyntax: UID) -> None:
     syntax = DECODABLE.get(tsyntax)
     if syntax is None or syntax.codestream is Codestream.NATIVE:
         return  # native, or a syntax without a decoder (reported as such by `decode`)
+    expected = _SAMPLES_OF.get(photometric)
+    if expected is not None and samples != expected:
+        raise PixelDataError(
+            source, f"PhotometricInterpretation {photometric} needs {expected} sample(s) per "
+            f"pixel, the header says {samples}", reason=BAD_HEADER,
+        )
     value = ds.get_item(pixel_data_tag(ds)).value  # as read: no conversion
     if not isinstance(value, bytes | bytearray):
         return  # not read from bytes: nothing to compare
@@ -91,6 +99,15 @@ def check_before_decode(ds: Dataset, source: str, tsyntax: UID) -> None:
                 f"{bits} bits allocated",
                 reason=BAD_HEADER,
             )
+
+
+# samples per pixel each colour model has (PS3.3 C.7.6.3.1.2); unknown values are left to the
+# decoders, which refuse them
+_SAMPLES_OF = {
+    "MONOCHROME1": 1, "MONOCHROME2": 1, "PALETTE COLOR": 1,
+    "RGB": 3, "YBR_FULL": 3, "YBR_FULL_422": 3, "YBR_PARTIAL_422": 3, "YBR_PARTIAL_420": 3,
+    "YBR_ICT": 3, "YBR_RCT": 3,
+}
 
 
 def _frame_starts(value: bytes, frames: int) -> tuple[list[int], int]:
