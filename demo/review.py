@@ -169,8 +169,9 @@ def _study_uids(study: Study) -> list[str]:
     return sorted((u for u in uids if u), key=len, reverse=True)  # longest first
 
 
-# "age 95" (English note) and "年龄 95" (Chinese note): ages above 89 identify a person
-_AGE_OVER_89 = re.compile(r"((?:\bage|年龄)\s*)(9\d|1\d\d)(?!\d)", re.IGNORECASE)
+# "age 95", "Age: 95" (English note) and "年龄 95", "年龄：95" (Chinese note): ages above 89
+# identify a person
+_AGE_OVER_89 = re.compile(r"((?:\bage|年龄)\s*[:：]?\s*)(9\d|1\d\d)(?!\d)", re.IGNORECASE)
 
 
 def _scrub_strings(value: object) -> object:

@@ -73,6 +73,11 @@ def _items_of(ds, keyword: str) -> list:
         return []
 
 
+def age_text(age: int) -> str:
+    """An age as a context item shows it: over 89 it is "90+" (such ages identify, HIPAA)."""
+    return str(age) if age <= 89 else "90+"
+
+
 def age_years(ds) -> int | None:
     """PatientAge in whole years; "000Y" (anonymisers' placeholder) falls back to the dates."""
     match = _AGE.match(_text(ds, "PatientAge").upper())
@@ -147,7 +152,7 @@ def _header_values(study) -> dict[str, str]:
     out: dict[str, str] = {}
     age = next((a for a in (age_years(ds) for ds in datasets) if a is not None), None)
     if age is not None:
-        out["age"] = str(age) if age <= 89 else "90+"  # ages over 89 identify (HIPAA)
+        out["age"] = age_text(age)
     sex = next((v for v in (_text(ds, "PatientSex").upper() for ds in datasets)
                 if v in ("F", "M", "O")), None)
     if sex:
@@ -215,7 +220,7 @@ def merged(given: ClinicalContext | None, study) -> ClinicalContext:
     header = context_from_study(study)
     user: dict[str, str] = {}
     if given.age is not None:
-        user["age"] = str(given.age)
+        user["age"] = age_text(given.age)
     if given.sex in ("F", "M"):
         user["sex"] = given.sex
     history = " ".join((given.history or "").split())
@@ -234,4 +239,4 @@ def merged(given: ClinicalContext | None, study) -> ClinicalContext:
         history=history or header.history, lang=given.lang, items=tuple(items))
 
 
-__all__ = ["HISTORY_KEYS", "ITEM_ORDER", "age_years", "context_from_study", "merged"]
+__all__ = ["HISTORY_KEYS", "ITEM_ORDER", "age_text", "age_years", "context_from_study", "merged"]

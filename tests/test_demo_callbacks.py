@@ -298,6 +298,12 @@ def test_note_languages_downloads_and_evidence_with_the_real_composer(tmp_path):
         assert uid not in raw
     assert "Smith" not in raw and "03/04/2021" not in raw
     assert "age 95" not in raw and "年龄 95" not in raw and "age 90+" in raw
+    # the context section's own wording, and its JSON item, say 90+ too
+    assert "Age: 95" not in raw and "年龄：95" not in raw
+    assert record["note"]["context"][0] == {
+        "key": "age", "value": "90+", "source": "user",
+        "text": record["note"]["context"][0]["text"]}
+    assert "95" not in json.dumps(record["note"]["context"])
 
 
 def test_send_to_pacs_by_c_store(tmp_path):

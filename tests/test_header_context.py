@@ -106,6 +106,8 @@ def test_no_identifying_field_is_ever_copied():
     assert items["age"] == ("90+", "header")  # an age over 89 identifies: shown as 90+
     assert items["study_description"][0].startswith("CT head [name] [name] [id]")
     assert ctx.age == 90
+    typed = merged(ClinicalContext(age=95), study)
+    assert _items(typed)["age"] == ("90+", "user") and typed.age == 95  # ranked as given
 
 
 def test_patient_sex_other_is_shown_but_not_ranked():

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..ddx.population import ADULT_AGE
+from ..header_context import age_text
 from ..series_header import HEADER_REGION_RATIO, OBLIQUE_DEGREES, position_parts
 from ..types import ClinicalContext, ContextItem, SeriesAnalysis
 from .note import ContextEntry, Text
@@ -46,7 +47,7 @@ def context_entries(context: ClinicalContext) -> tuple[ContextEntry, ...]:
     items = list(context.items)
     if not items:  # a context built by hand (tests, tools): its fields, as the user's
         if context.age is not None:
-            items.append(ContextItem("age", str(context.age), "user"))
+            items.append(ContextItem("age", age_text(context.age), "user"))
         if context.sex in ("F", "M"):
             items.append(ContextItem("sex", context.sex, "user"))
         if context.history.strip():
