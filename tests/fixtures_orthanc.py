@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 
 ORTHANC_BIN = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
-DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+# overridable so the suite can be run as on a machine with `orthanc` but not `orthanc-dicomweb`
+DICOMWEB_PLUGIN = Path(os.environ.get("RADASSIST_ORTHANC_DICOMWEB_PLUGIN",
+                                      "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"))
 
 
 def free_port() -> int:
