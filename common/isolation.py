@@ -9,7 +9,10 @@ naming the signal; the pool is rebuilt for the next call and the caller carries 
 Exceptions the function raises arrive as raised (the typed errors pickle whole).
 
 An initializer that fails does not break the pool: its exception is raised by every call,
-so a missing model is reported as the `ModelError` it is, not as a dead child.
+so a missing model is reported as the `ModelError` it is, not as a dead child. A new child is
+asked to answer once before it is given work: one that dies while starting (it cannot import
+its code, it is killed while loading a model) raises `WorkerCrashError` with reason
+"start_failed", which blames the set-up, not the work.
 
 A child exits on its own when its parent is gone (it looks once a second), so a parent
 killed with SIGKILL leaves no orphan holding a model in memory.
@@ -52,6 +55,10 @@ def _child_setup(parent_pid: int, initializer: Callable | None, initargs: tuple)
         initializer(*initargs)
     except BaseException as exc:  # noqa: BLE001 - every call raises it (see the module doc)
         _init_error = exc
+
+
+def _ready() -> bool:
+    return True
 
 
 def _call(fn: Callable, args: tuple, kwargs: dict) -> Any:
@@ -103,8 +110,10 @@ class Isolated:
         initargs: tuple = (),
         max_tasks_per_child: int | None = None,
         seconds: float | None = None,
+        start_seconds: float = 900.0,
     ) -> None:
         self.name = name
+        self.start_seconds = start_seconds  # for a new child's initializer (a model load)
         self.initializer = initializer
         self.initargs = initargs
         self.max_tasks_per_child = max_tasks_per_child
@@ -141,19 +150,22 @@ class Isolated:
              seconds: float | None = None, **kwargs: Any) -> Any:
         """`fn(*args, **kwargs)` in the child; `fn` and its arguments must pickle (a module-
         level function). Raises what `fn` raised, or `WorkerCrashError` (reason "crashed":
-        the child died; "time_budget": it ran out of time and was killed)."""
+        the child died; "time_budget": it ran out of time and was killed; "start_failed": a
+        new child died before it could take the call)."""
         budget = self.seconds if seconds is None else seconds
         with self._lock:
             if self._pool is None:
-                self._pool = self._new_pool()
+                self._start()
             pool = self._pool
+            assert pool is not None
             self._busy_since = time.time()
             try:
                 try:
                     future = pool.submit(_call, fn, args, kwargs)
-                except BrokenProcessPool:
+                except BrokenProcessPool:  # the idle child died since the last call
                     self._discard(kill=True)
-                    pool = self._pool = self._new_pool()
+                    self._start()
+                    pool = self._pool
                     future = pool.submit(_call, fn, args, kwargs)
                 procs = list(pool._processes.values())  # the child that takes this call
                 try:
@@ -175,6 +187,23 @@ class Isolated:
                         "and was killed", reason="time_budget") from None
             finally:
                 self._busy_since = 0.0
+
+    def _start(self) -> None:
+        """A new pool whose child has started (run its initializer) and answered."""
+        pool = self._pool = self._new_pool()
+        future = pool.submit(_ready)
+        procs = list(pool._processes.values())
+        try:
+            future.result(timeout=self.start_seconds)
+        except BrokenProcessPool:
+            died = _exit_code(procs)
+            self._discard(kill=True)
+            raise WorkerCrashError(None, f"the {self.name} process could not start "
+                                   f"({describe_exit(died)})", reason="start_failed") from None
+        except TimeoutError:
+            self._discard(kill=True, procs=procs)
+            raise WorkerCrashError(None, f"the {self.name} process did not start within "
+                                   f"{self.start_seconds:g} s", reason="start_failed") from None
 
     def _discard(self, *, kill: bool, procs: list | None = None) -> None:
         pool, self._pool = self._pool, None

@@ -72,11 +72,11 @@ def test_a_dead_child_fails_one_call_and_the_next_runs_in_a_new_child():
 
 
 def test_a_child_over_its_time_budget_is_killed():
-    child = Isolated("test", seconds=1.0)
+    child = Isolated("test", seconds=60)
     try:
         started = time.monotonic()
         with pytest.raises(WorkerCrashError, match="within 1 s") as info:
-            child.call(sleep, 60)
+            child.call(sleep, 60, seconds=1.0)  # this call's budget, not the default
         assert info.value.reason == "time_budget" and time.monotonic() - started < 15
         assert child.call(pid_of, 4)[0] == 4
     finally:
@@ -90,6 +90,16 @@ def test_a_failed_initializer_is_reported_by_each_call_not_as_a_crash():
             with pytest.raises(RadAssistError, match="model.pt missing"):
                 child.call(pid_of, 1)
         assert child.deaths == 0
+    finally:
+        child.close()
+
+
+def test_a_child_that_dies_while_starting_blames_the_set_up_not_the_call():
+    child = Isolated("test", initializer=abort)  # e.g. killed while loading a model
+    try:
+        with pytest.raises(WorkerCrashError, match=r"could not start \(SIGABRT\)") as info:
+            child.call(pid_of, 1)
+        assert info.value.reason == "start_failed" and child.deaths == 0
     finally:
         child.close()
 

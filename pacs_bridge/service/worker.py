@@ -256,7 +256,10 @@ class Worker:
         error = str(exc) if isinstance(exc, RadAssistError) else f"{type(exc).__name__}: {exc}"
         error = error[:500]
         logged = error.replace(uid, short_uid(uid))  # logs carry no full UIDs
-        crashed = phase == ANALYSING and isinstance(exc, WorkerCrashError)
+        # a child that died (or ran out of time) on this study; one that could not even start
+        # is the set-up's failure, not the study's: an ordinary failed attempt
+        crashed = (phase == ANALYSING and isinstance(exc, WorkerCrashError)
+                   and exc.reason != "start_failed")
         if crashed:
             rec = self.journal.get(uid)
             crashes = (rec.crashes if rec is not None else 0) + 1
