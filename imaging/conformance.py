@@ -14,6 +14,12 @@ units (after the Modality LUT):
 - `KNOWN_TWINS`: encodings of one image that pydicom, pylibjpeg and dicomParser ship
   side by side (big endian, RLE, JPEG-LS, JPEG 2000, deflate variants of one file).
 
+Files are checked one at a time in a child process (`common.isolation`, one child for the
+whole run, replaced if it dies): a file that kills its process (a native decoder's abort or
+segfault, the OOM killer) or outlives its time budget is reported as rejected with reason
+"decoder_crashed" (or "time_budget") naming the signal, and the check carries on with the
+next file. `isolate=False` checks in this process.
+
 Tolerances (`LOSSY_MIN_PSNR_DB` and the JPEG-LS rule) are stated here and printed in the
 report: lossless transfer syntaxes must match exactly; JPEG-LS near-lossless within the
 NEAR parameter of its own codestream (times the rescale slope); other lossy syntaxes
@@ -48,6 +54,7 @@ from pacs_bridge.transfer_syntaxes import has_pixel_data
 
 ZSTD_MAX_BYTES = 2 * 1024**3  # a .zst that inflates beyond this is refused, not read
 CRASH = "crash"
+DECODER_CRASHED = "decoder_crashed"  # imaging.pixels.reasons' code: the process died on it
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,9 @@ class Report:
 
 
 def walk(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Every regular file under the given folders (recursive, extension or not), sorted."""
+    """Every regular file under the given folders (recursive, extension or not), sorted.
+
+    Only regular files: opening a named pipe in the folder would block the check forever."""
     for arg in paths:
         path = Path(arg)
         if path.is_file():
@@ -109,7 +118,7 @@ def walk(paths: Iterable[str | Path]) -> Iterator[Path]:
         for root, dirs, files in os.walk(path):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(files):
-                if not name.startswith("."):
+                if not name.startswith(".") and (Path(root) / name).is_file():
                     yield Path(root) / name
 
 
@@ -196,14 +205,65 @@ def check_file(path: Path, keep: Callable[[Path], bool] = lambda p: False):
 # ---------------------------------------------------------------------------- equivalence pairs
 
 # (folder name, file name) -> its uncompressed twin, relative to that folder
-def check_corpus(paths: Iterable[str | Path], progress: Callable | None = None) -> Report:
-    """Check every file under `paths`; `progress(iterable)` may wrap the file list (tqdm)."""
+def _quiet_child() -> None:
+    """In the checking child: no library warnings or pydicom log lines (each file's outcome
+    is reported once, in the table)."""
+    warnings.simplefilter("ignore")
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+
+
+def _check_in_child(path: str, keep: bool):
+    result, arrays = check_file(Path(path), keep=lambda p: keep)
+    if arrays:  # back to the parent: what `compare` reads of each dataset, and the pixels
+        arrays = [(_portable(ds), arr) for ds, arr in arrays]
+    return result, arrays
+
+
+def _portable(ds):
+    """The attributes `compare` reads, in a dataset that pickles (a dataset as read holds
+    pydicom's local conversion callbacks, which do not)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    from pacs_bridge.transfer_syntaxes import transfer_syntax_of
+
+    out = Dataset()
+    out.file_meta = FileMetaDataset()
+    out.file_meta.TransferSyntaxUID = transfer_syntax_of(ds)
+    for keyword in ("LossyImageCompression", "RescaleSlope", "NumberOfFrames"):
+        if keyword in ds:
+            setattr(out, keyword, ds.get(keyword))
+    if "PixelData" in ds:
+        out.add_new(0x7FE00010, "OB", bytes(ds.PixelData))
+    return out
+
+
+def _file_budget() -> float | None:
+    """The hard limit on one file in the child: its read and decode budgets, with room for a
+    zip of many members (each member has its own budget inside)."""
+    from pacs_bridge.limits import file_seconds
+
+    seconds = file_seconds()
+    return max(240.0, 4 * seconds) if seconds > 0 else None
+
+
+def check_corpus(paths: Iterable[str | Path], progress: Callable | None = None, *,
+                 isolate: bool = True, check_in_child: Callable = _check_in_child) -> Report:
+    """Check every file under `paths`; `progress(iterable)` may wrap the file list (tqdm).
+
+    With `isolate` (the default) each file is checked in a child process, by
+    `check_in_child(path, keep)` (a module-level function: the child imports it); a file
+    that kills the child is a rejection ("decoder_crashed"), never the end of the run."""
+    from common.errors import WorkerCrashError
+    from common.isolation import Isolated
+
     files = list(dict.fromkeys(walk(paths)))
     twins = {p: t for p in files if (t := twin_of(p)) is not None}
     needed = set(twins) | {ref for _, ref in twins.values()}
     arrays: dict[Path, list] = {}
     results = []
     iterator = progress(files) if progress else files
+    child = Isolated("checking", initializer=_quiet_child,
+                     seconds=_file_budget()) if isolate else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pydicom_log = logging.getLogger("pydicom")
@@ -211,12 +271,25 @@ def check_corpus(paths: Iterable[str | Path], progress: Callable | None = None) 
         pydicom_log.setLevel(logging.CRITICAL)
         try:
             for path in iterator:
-                result, decoded = check_file(path, keep=lambda p: p in needed)
+                if child is None:
+                    result, decoded = check_file(path, keep=lambda p: p in needed)
+                else:
+                    try:
+                        result, decoded = child.call(check_in_child, str(path),
+                                                     path in needed, source=str(path))
+                    except WorkerCrashError as exc:
+                        if exc.reason == "start_failed":
+                            raise  # nothing can be checked: one error, not a row per file
+                        reason = DECODER_CRASHED if exc.reason == "crashed" else exc.reason
+                        result, decoded = FileResult(str(path), "rejected", reason,
+                                                     exc.message), None
                 results.append(result)
                 if decoded:
                     arrays[path] = decoded
         finally:
             pydicom_log.setLevel(level)
+            if child is not None:
+                child.close()
     pairs = []
     by_path = {Path(r.path): r for r in results}
     for comp_path, (family, ref_path) in sorted(twins.items()):

@@ -147,7 +147,8 @@ def _status(args) -> int:
     print(f"{'study':<64} {'state':<10} {'inst':>5} {'try':>3} {'updated':<19} error")
     for r in records:
         when = datetime.fromtimestamp(r.updated_at).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{r.study_uid:<64} {r.state:<10} {r.instance_count:>5} {r.attempts:>3} "
+        state = "quarantine" if r.quarantined else r.state
+        print(f"{r.study_uid:<64} {state:<10} {r.instance_count:>5} {r.attempts:>3} "
               f"{when:<19} {r.last_error[:80]}")
     counts = journal.counts()
     print("total: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no studies"))
@@ -188,9 +189,13 @@ def _failed(args) -> int:
     records = _journal(args).in_state(FAILED)
     for r in records:
         when = datetime.fromtimestamp(r.updated_at).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{r.study_uid}  failed {when}  after {r.attempts} attempt(s): {r.last_error}")
-    print(f"{len(records)} failed stud(ies)" + (
-        "; `radassist bridge retry STUDY` tries one again" if records else ""))
+        what = "quarantined" if r.quarantined else "failed"
+        print(f"{r.study_uid}  {what} {when}  after {r.attempts} attempt(s): {r.last_error}")
+    quarantined = sum(bool(r.quarantined) for r in records)
+    print(f"{len(records)} failed stud(ies)"
+          + (f", {quarantined} of them quarantined (never re-run until retried)"
+             if quarantined else "")
+          + ("; `radassist bridge retry STUDY` tries one again" if records else ""))
     return 0
 
 

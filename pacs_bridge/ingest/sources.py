@@ -114,9 +114,16 @@ class _Run:
             return
         if path.is_dir():
             self.walk(path)
+        elif not path.is_file():
+            self._not_regular(path)
         else:
             self.explicit.add(os.path.abspath(path))
             self.enqueue(path)
+
+    def _not_regular(self, path: Path) -> None:
+        # a named pipe, socket or device: opening a pipe blocks until someone writes to it
+        self.rejections.append(Rejection(str(path), "not_a_file",
+                                         "not a regular file (a pipe, socket or device)"))
 
     def walk(self, path: Path) -> None:
         """Queue every file under a folder (sorted, hidden files skipped with one warning)."""
@@ -126,6 +133,9 @@ class _Run:
             for name in sorted(files):
                 if name.startswith("."):
                     hidden += 1
+                    continue
+                if not (Path(root) / name).is_file():
+                    self._not_regular(Path(root) / name)
                     continue
                 self.enqueue(Path(root) / name)
         if hidden:
