@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
+from common.errors import RadAssistError
 from pacs_bridge.study import Study
 
 from .notes import Note, compose
@@ -34,7 +35,15 @@ def source_datasets(study: Study, analysis: Analysis) -> list[Dataset]:
 
 
 def dicom_objects(study: Study, analysis: Analysis, note: Note) -> tuple[Dataset, ...]:
+    """The SR (and SC); a `RadAssistError` "nothing_analysed" when no series could be
+    analysed (an SR needs at least one measurement group: highdicom raised a TypeError)."""
     from .dicom_out import build_sc, build_sr  # highdicom: only when objects are wanted
+
+    if not analysis.series:
+        listed = "; ".join(f"{s.modality or '?'} {s.role}: {s.reason}" for s in analysis.listed)
+        raise RadAssistError(
+            f"study {analysis.study_instance_uid}", "no series could be analysed, so there is "
+            f"no report to send ({listed or 'no image series'})"[:400], reason="nothing_analysed")
 
     evidence = source_datasets(study, analysis)
     objects: list[Dataset] = [build_sr(note, analysis, evidence)]

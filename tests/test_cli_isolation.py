@@ -2,18 +2,22 @@
 
 `radassist ingest-check` checks each file in a child (`imaging.conformance.check_corpus`):
 a file whose decoding aborts the child is a rejection with reason "decoder_crashed" naming
-the signal, and the files after it are checked. The abort here is real: the per-file
+the signal, and the files after it are checked. `radassist analyze` analyses in a child; when
+it dies, a screening child finds the file that kills a decoder, which is reported as skipped,
+and the study is analysed without it. The abort here is real: the per-file
 function decodes the issue's poison file with GDCM in the child's own process, as
 `imaging.pixels` did before it refused such files (GDCM throws, the child gets SIGABRT).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pydicom.data
+import pytest
 from pydicom import dcmread
 
 from imaging.conformance import _check_in_child, check_corpus
@@ -72,3 +76,57 @@ def test_named_pipes_are_skipped_not_opened(tmp_path):
     assert [(Path(r.source).name, r.reason) for r in result.rejections] == [
         ("pipe.dcm", "not_a_file")]
     assert ingest([folder / "pipe.dcm"]).rejections[0].reason == "not_a_file"
+
+
+def _gdcm_if_poison(path: str, exclude: frozenset[str]) -> None:
+    """In a child: every image of the input whose file is named poison goes to GDCM first,
+    unguarded (it aborts the process), as imaging.pixels did before it refused such files."""
+    from pydicom.pixels import get_decoder
+    from pydicom.pixels.utils import as_pixel_options
+
+    for p in sorted(Path(path).rglob("*poison*")):
+        if str(p) in exclude:
+            continue
+        ds = dcmread(p)
+        get_decoder(ds.file_meta.TransferSyntaxUID).as_array(
+            ds, decoding_plugin="gdcm", **as_pixel_options(ds))
+
+
+def analyse_with_unguarded_gdcm(path, context, fmt, lang, want_objects, exclude):
+    from radassist_cli.cmd_analyze import analyse_path
+
+    _gdcm_if_poison(path, exclude)
+    return analyse_path(path, context, fmt, lang, want_objects, exclude)
+
+
+def screen_with_unguarded_gdcm(path, exclude, marker):
+    from radassist_cli.cmd_analyze import decode_each
+
+    for p in sorted(Path(path).rglob("*poison*")):
+        if str(p) not in exclude:
+            Path(marker).write_text(str(p))  # as decode_each does before each image
+            _gdcm_if_poison(path, exclude)
+    decode_each(path, exclude, marker)
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parent.parent / "weights" / "models"
+                         / "model.pt").is_file(), reason="weights/models/model.pt not there")
+def test_analyze_reports_the_file_that_killed_its_process_and_analyses_the_rest(tmp_path):
+    """The CLI's path for a decoder that aborts: the analysis child dies (SIGABRT), a
+    screening child finds the file, and the study is analysed without it."""
+    from fixtures_bridge import make_study, write_files
+
+    from imaging.types import ClinicalContext
+    from radassist_cli.cmd_analyze import run_isolated
+
+    folder = tmp_path / "study"
+    normal = make_study(3, seed="cli-poison")
+    write_files(normal, folder)
+    _poison(folder / "poison.dcm")
+    out = run_isolated(str(folder), ClinicalContext(), "json", "en", True,
+                       analyse=analyse_with_unguarded_gdcm, screen=screen_with_unguarded_gdcm)
+    assert [(Path(s).name, r) for s, _, r in out.skipped] == [("poison.dcm", "decoder_crashed")]
+    assert "SIGABRT" in out.skipped[0][1]
+    note = json.loads(out.text)
+    assert note["study_instance_uid"] == str(normal[0].StudyInstanceUID)
+    assert len(out.objects) >= 1  # the SR of the three readable slices
