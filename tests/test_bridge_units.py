@@ -154,3 +154,13 @@ def test_routing_rules(tmp_path):
         ds.Modality = "MR"
     mr = ingest(write_files(datasets, tmp_path / "m")).studies[0]
     assert not router.decide(mr).analyse and "default" in router.decide(mr).reason
+
+
+def test_logs_scrub_uids_inside_spool_paths():
+    """A typed error names its spool file, `<SOP Instance UID>.dcm`: the UID is a tag there too."""
+    from pacs_bridge.service.log_privacy import scrub_uids
+
+    sop = "1.2.826.0.1.3680043.8.498.29103878517107328248228050231695478959"
+    text = scrub_uids(f"unreadable: /spool/studies/x/{sop}.dcm: frame 1's codestream, 1.2.3.4.")
+    assert sop not in text and ".dcm: frame 1" in text and "1.2.3.4" not in text
+    assert scrub_uids("v1.2.3.4 and 1.2.3.4.5x") == "v1.2.3.4 and 1.2.3.4.5x"

@@ -14,7 +14,7 @@ import re
 
 from pacs_bridge.service.receive import short_uid
 
-_UID = re.compile(r"(?<![\w.])(?:[0-2])(?:\.(?:0|[1-9]\d*)){3,}(?![\w.])")
+_UID = re.compile(r"(?<![\w.])(?:[0-2])(?:\.(?:0|[1-9]\d*)){3,}(?!\w|\.\d)")
 
 
 def scrub_uids(text: str) -> str:
