@@ -43,7 +43,8 @@ _ID_KEYWORDS = ("PatientID", "OtherPatientIDs", "AccessionNumber", "StudyID",
                 "DeviceSerialNumber", "MedicalRecordLocator")
 
 
-def _text(ds, keyword: str) -> str:
+def dicom_text(ds, keyword: str) -> str:
+    """A header value as stripped text ("" when absent or malformed; values joined by spaces)."""
     try:
         value = ds.get(keyword)
     except Exception:  # noqa: BLE001 - a malformed value says nothing
@@ -80,12 +81,12 @@ def age_text(age: int) -> str:
 
 def age_years(ds) -> int | None:
     """PatientAge in whole years; "000Y" (anonymisers' placeholder) falls back to the dates."""
-    match = _AGE.match(_text(ds, "PatientAge").upper())
+    match = _AGE.match(dicom_text(ds, "PatientAge").upper())
     if match and not (int(match.group(1)) == 0 and match.group(2) == "Y"):
         n, unit = int(match.group(1)), match.group(2)
         years = {"Y": n, "M": n // 12, "W": n // 52, "D": n // 365}[unit]
         return years if 0 <= years <= 130 else None
-    born, seen = _text(ds, "PatientBirthDate"), _text(ds, "StudyDate")
+    born, seen = dicom_text(ds, "PatientBirthDate"), dicom_text(ds, "StudyDate")
     try:
         b = date(int(born[:4]), int(born[4:6]), int(born[6:8]))
         s = date(int(seen[:4]), int(seen[4:6]), int(seen[6:8]))
@@ -101,7 +102,7 @@ def _identifiers(datasets: Iterable) -> tuple[re.Pattern[str] | None, re.Pattern
     ids: set[str] = set()
     for ds in datasets:
         for keyword in _NAME_KEYWORDS:
-            for part in re.split(r"[\^=\s,]+", _text(ds, keyword)):
+            for part in re.split(r"[\^=\s,]+", dicom_text(ds, keyword)):
                 if len(part) >= 2 and not part.isdigit():
                     names.add(part.lower())
         for keyword in _ID_KEYWORDS:
@@ -153,7 +154,7 @@ def _header_values(study) -> dict[str, str]:
     age = next((a for a in (age_years(ds) for ds in datasets) if a is not None), None)
     if age is not None:
         out["age"] = age_text(age)
-    sex = next((v for v in (_text(ds, "PatientSex").upper() for ds in datasets)
+    sex = next((v for v in (dicom_text(ds, "PatientSex").upper() for ds in datasets)
                 if v in ("F", "M", "O")), None)
     if sex:
         out["sex"] = sex
@@ -161,9 +162,9 @@ def _header_values(study) -> dict[str, str]:
     def collect(keyword: str, sources: list, sequence: str | None = None) -> list[str]:
         found = []
         for ds in sources:
-            found.append(_text(ds, keyword))
+            found.append(dicom_text(ds, keyword))
             if sequence:
-                found += [_text(item, keyword) for item in _items_of(ds, sequence)]
+                found += [dicom_text(item, keyword) for item in _items_of(ds, sequence)]
         return [clean(v) for v in found if v]
 
     reasons = []
@@ -172,11 +173,11 @@ def _header_values(study) -> dict[str, str]:
         reasons += collect("ReasonForStudy", [ds])
     admitting = collect("AdmittingDiagnosesDescription", datasets[:1] + firsts)
     for ds in datasets[:1] + firsts:
-        admitting += [clean(_text(code, "CodeMeaning"))
+        admitting += [clean(dicom_text(code, "CodeMeaning"))
                       for code in _items_of(ds, "AdmittingDiagnosesCodeSequence")]
-    regions = [clean(_text(code, "CodeMeaning")) for ds in firsts
+    regions = [clean(dicom_text(code, "CodeMeaning")) for ds in firsts
                for code in _items_of(ds, "AnatomicRegionSequence")]
-    laterality = [_text(ds, k).upper() for ds in firsts
+    laterality = [dicom_text(ds, k).upper() for ds in firsts
                   for k in ("Laterality", "ImageLaterality")]
     values = {
         "reason": _distinct(reasons),

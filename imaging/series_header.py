@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from imaging.datasets import PLANES, REGIONS
+from imaging.header_context import dicom_text
 
 TERMS_FILE = Path(__file__).resolve().parent / "knowledge" / "header_regions.csv"
 # Beyond this angle between the slice normal and its nearest patient axis a series is called
@@ -120,18 +121,14 @@ class SeriesHeader:
 
 
 def _field_text(ds, keyword: str) -> str:
+    """`dicom_text`, and the code meanings of AnatomicRegionSequence."""
+    if keyword != "AnatomicRegionSequence":
+        return dicom_text(ds, keyword)
     try:
-        if keyword == "AnatomicRegionSequence":
-            return " ".join(str(item.get("CodeMeaning", "") or "")
-                            for item in (ds.get(keyword) or ()))
-        value = ds.get(keyword)
+        return " ".join(str(item.get("CodeMeaning", "") or "")
+                        for item in (ds.get(keyword) or ()))
     except Exception:  # noqa: BLE001 - a malformed value says nothing
         return ""
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-        return " ".join(str(v) for v in value)
-    return str(value)
 
 
 def header_regions(ds) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
