@@ -250,9 +250,17 @@ def test_bad_input_is_refused_logged_and_nothing_else_lost(tmp_path, bridges, ca
     assert [c.result for c in assoc.rejected_contexts] == [0x03]  # abstract syntax unsupported
     assert assoc.send_c_store(good[1]).Status == 0x0000
     assoc.release()
-    # a calling AE title not on the allow-list: the association is rejected
-    with pytest.raises(ConnectionError, match="refused"):
-        store(svc.scp.port, [files[0]], calling="INTRUDER")
+    # a calling AE title not on the allow-list: the association is rejected. Under heavy
+    # load pynetdicom's requestor can see the socket close before it reads the A-ASSOCIATE-RJ
+    # ("no association"); only a rejection that was read counts, so such a race is retried
+    outcomes = []
+    for _ in range(3):
+        with pytest.raises(ConnectionError) as refused:
+            store(svc.scp.port, [files[0]], calling="INTRUDER")
+        outcomes.append(str(refused.value))
+        if "refused" in outcomes[-1]:
+            break
+    assert "refused" in outcomes[-1], outcomes
 
     log = caplog.text
     assert log.count("refused instance from c-store:TESTSCU: 0xC2") == 2
