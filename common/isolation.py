@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
 
 from common.errors import WorkerCrashError
@@ -233,3 +235,33 @@ class Isolated:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def crashing_items(screen: Callable, *args: Any, limit: int = 20,
+                   name: str = "screening") -> tuple[dict[str, str], WorkerCrashError | None]:
+    """{item: why} of the items whose processing kills its process, found one at a time.
+
+    `screen(*args, exclude, marker)` runs in a child: it processes every item not in
+    `exclude`, writing the item's name to the file `marker` before starting on it and
+    emptying it at the end. When the child dies, `marker` names the culprit; the next child
+    skips it. Returns the culprits and, when a death named no item (out of memory during
+    set-up, a child that could not start), that death.
+    """
+    found: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="radassist-screen-") as tmp:
+        marker = Path(tmp) / "processing"
+        child = Isolated(name)
+        try:
+            while len(found) < limit:
+                marker.write_text("")
+                try:
+                    child.call(screen, *args, frozenset(found), str(marker))
+                    return found, None
+                except WorkerCrashError as exc:
+                    culprit = marker.read_text()
+                    if not culprit or exc.reason == "start_failed":
+                        return found, exc
+                    found[culprit] = exc.message.split(";")[0]
+        finally:
+            child.close()
+    return found, None

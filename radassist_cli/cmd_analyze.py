@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,35 +113,11 @@ def decode_each(path: str, exclude: frozenset[str], marker: str) -> None:
     Path(marker).write_text("")
 
 
-def _crashing_files(path: str, screen) -> tuple[dict[str, str], WorkerCrashError | None]:
-    """{source: why} of the files whose decoding kills its process, found one at a time."""
-    from common.isolation import Isolated
-
-    found: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="radassist-screen-") as tmp:
-        marker = os.path.join(tmp, "decoding")
-        child = Isolated("decoding")
-        try:
-            while len(found) < MAX_CRASHING_FILES:
-                Path(marker).write_text("")
-                try:
-                    child.call(screen, path, frozenset(found), marker)
-                    return found, None
-                except WorkerCrashError as exc:
-                    culprit = Path(marker).read_text()
-                    if not culprit or exc.reason == "start_failed":
-                        return found, exc
-                    found[culprit] = exc.message.split(";")[0]
-        finally:
-            child.close()
-    return found, None
-
-
 def run_isolated(path: str, context, fmt: str, lang: str, want_objects: bool, *,
                  analyse=analyse_path, screen=decode_each) -> Output:
     """`analyse` in a child; if it dies, `screen` finds the files that kill a decoder and
     `analyse` runs once more without them (both module-level: the children import them)."""
-    from common.isolation import Isolated
+    from common.isolation import Isolated, crashing_items
 
     crashed: dict[str, str] = {}
     for attempt in (1, 2):
@@ -157,7 +131,7 @@ def run_isolated(path: str, context, fmt: str, lang: str, want_objects: bool, *,
         except WorkerCrashError as exc:
             if attempt == 2 or exc.reason == "start_failed":
                 raise
-            crashed, failure = _crashing_files(path, screen)
+            crashed, failure = crashing_items(screen, path, limit=MAX_CRASHING_FILES)
             if not crashed:  # not a file's fault (e.g. out of memory): say what happened
                 raise (failure or exc) from None
         finally:

@@ -146,20 +146,26 @@ def gdcm_transport_objects(study, context=None) -> tuple[Dataset, ...]:
     codestream (the issue's JPEG-LS with Columns = 65535) makes GDCM throw a C++ exception
     nobody catches, and the process aborts (SIGABRT). The stand-in for "a decoder we did not
     guard": the abort is real, so is the file. Logs the study UID first, like the other."""
-    from pydicom.pixels import get_decoder
-    from pydicom.pixels.utils import as_pixel_options
-
     log_path = os.environ.get("BRIDGE_TEST_ANALYSIS_LOG")
     if log_path:
         with open(log_path, "a") as f:
             f.write(study.study_instance_uid + "\n")
     for series in study.series:
         for inst in series.instances:
-            ds = inst.dataset
-            decoder = get_decoder(ds.file_meta.TransferSyntaxUID)
-            decoder.as_array(ds, decoding_plugin="gdcm" if "gdcm" in decoder.available_plugins
-                             else "", **as_pixel_options(ds))
+            gdcm_decode(inst)
     return _transport_objects(study)
+
+
+def gdcm_decode(inst) -> None:
+    """One instance's pixels decoded by GDCM in this process (the unguarded decoder of
+    `gdcm_transport_objects`; also the bridge's `screen_decoder` in the poison tests)."""
+    from pydicom.pixels import get_decoder
+    from pydicom.pixels.utils import as_pixel_options
+
+    ds = inst.dataset
+    decoder = get_decoder(ds.file_meta.TransferSyntaxUID)
+    decoder.as_array(ds, decoding_plugin="gdcm" if "gdcm" in decoder.available_plugins
+                     else "", **as_pixel_options(ds))
 
 
 # -- the bridge as a subprocess --------------------------------------------------------------
@@ -180,6 +186,7 @@ def write_config(
     backoff_max: float = 300.0,
     delivery_max_age_hours: float = 24.0,
     isolate: bool | None = None,
+    screen_decoder: str | None = None,
     extra: str = "",
 ) -> Path:
     """`isolate` None leaves the default (each study analysed in a child process)."""
@@ -208,6 +215,7 @@ backoff_seconds = {backoff}
 backoff_max_seconds = {backoff_max}
 delivery_max_age_hours = {delivery_max_age_hours}
 {"" if isolate is None else f"isolate = {str(isolate).lower()}"}
+{"" if screen_decoder is None else f"screen_decoder = {json.dumps(screen_decoder)}"}
 
 [status_http]
 port = {http_port}

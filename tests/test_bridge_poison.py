@@ -45,7 +45,8 @@ pytestmark = pytest.mark.skipif(
     reason="dcmtk (storescu, storescp) not installed")
 
 
-def make_poison(dicom_dir: Path, out: Path, seed: str) -> tuple[Path, str]:
+def make_poison(dicom_dir: Path, out: Path, seed: str,
+                study_uid: str | None = None) -> tuple[Path, str]:
     """The issue's file, from the conformance corpus: (path, its Study Instance UID)."""
     src = dicom_dir / POISON_SOURCE
     if not src.is_file():
@@ -53,7 +54,7 @@ def make_poison(dicom_dir: Path, out: Path, seed: str) -> tuple[Path, str]:
     ds = dcmread(src)
     assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.80" and ds.Columns == 128
     ds.Columns = 65535
-    ds.StudyInstanceUID = generate_uid(entropy_srcs=[seed, "poison-study"])
+    ds.StudyInstanceUID = study_uid or generate_uid(entropy_srcs=[seed, "poison-study"])
     ds.SeriesInstanceUID = generate_uid(entropy_srcs=[seed, "poison-series"])
     ds.Modality = "CT"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -95,10 +96,11 @@ def received_uids(folder: Path) -> dict[str, str]:
             for ds in (dcmread(p, stop_before_pixels=True) for p in folder.iterdir())}
 
 
-def config(tmp_path: Path, dest_port: int, *, max_attempts: int, isolate: bool | None) -> Path:
+def config(tmp_path: Path, dest_port: int, *, max_attempts: int, isolate: bool | None,
+           screen_decoder: str | None = None) -> Path:
     return write_config(
         tmp_path / "bridge", dicom_port=free_port(), analyzer=ANALYZER, inactivity=1.0,
-        max_attempts=max_attempts, backoff=0.2, isolate=isolate,
+        max_attempts=max_attempts, backoff=0.2, isolate=isolate, screen_decoder=screen_decoder,
         destination={"kind": "dimse", "ae_title": "DEST", "port": dest_port})
 
 
@@ -229,5 +231,42 @@ def test_poison_in_process_under_restart_loop_is_quarantined_not_rerun(
         time.sleep(3.0)
         assert bridge.proc.poll() is None and analyses(log, poison_uid) == 3
         assert bridge.study(poison_uid)["state"] == "failed"
+    finally:
+        bridge.stop()
+
+
+def test_poison_inside_a_normal_study_is_set_aside_and_the_rest_analysed(
+        dicom_dir, destination, tmp_path):
+    """The poison instance sent as part of a normal CT study: its child dies, a screening
+    child (decoding each spooled image with the same unguarded GDCM) names the file, which
+    is set aside in the spool, and the study's other instances are analysed and sent."""
+    dest_port, received = destination
+    log = tmp_path / "analyses.log"
+    cfg = config(tmp_path, dest_port, max_attempts=2, isolate=None,
+                 screen_decoder="fixtures_bridge:gdcm_decode")
+    normal = make_study(3, seed="poison-inside")
+    uid = str(normal[0].StudyInstanceUID)
+    poison, _ = make_poison(dicom_dir, tmp_path / "in" / "poison.dcm", "inside", study_uid=uid)
+    poison_sop = str(dcmread(poison, stop_before_pixels=True).SOPInstanceUID)
+    bridge = BridgeProcess(cfg, env={"BRIDGE_TEST_ANALYSIS_LOG": str(log)}).start()
+    try:
+        storescu(bridge.dicom_port, [*write_files(normal, tmp_path / "in" / "normal"), poison])
+        rec = bridge.wait_state(uid, ["sent", "failed"], timeout=120)
+        assert rec["state"] == "sent", rec
+        assert rec["crashes"] == 0 and rec["quarantined"] == 0 and rec["attempts"] == 1, rec
+        got = received_uids(received)
+        assert sorted(got[u] for u in rec["result_uids"]) == [
+            "1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.88.33"]
+        study_dir = bridge.spool / "studies" / uid
+        assert {p.stem for p in study_dir.glob("*.dcm")} == {
+            str(d.SOPInstanceUID) for d in normal}
+        assert [p.stem for p in (study_dir / "set_aside").glob("*.dcm")] == [poison_sop]
+        assert analyses(log, uid) == 2  # the attempt that died, then the rest of the study
+        lines = bridge_lines(bridge, "killed the decoder", "analysed in", "results sent")
+        assert any("1 of its instance(s) killed the decoder (the screening process died "
+                   "(SIGABRT)" in line and "the other 3 analysed" in line for line in lines), lines
+        assert poison_sop not in bridge.log()  # logs carry shortened UIDs only
+        assert bridge.get_with_code("/health")[0] == 200
+        print("\n--- bridge log (poison inside a study) ---\n" + "\n".join(lines))
     finally:
         bridge.stop()

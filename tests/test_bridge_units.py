@@ -28,6 +28,7 @@ def test_example_config_loads_and_paths_resolve_next_to_it():
     cfg = load_config(REPO / "bridge.example.toml")
     assert cfg.scp.ae_title == "RADASSIST"
     assert cfg.analysis.analyzer == "imaging.pipeline:report_objects"
+    assert cfg.analysis.screen_decoder == "imaging.pixels:decode_frames"
     assert cfg.storage.spool_directory.is_absolute()
     assert cfg.storage.spool_directory.is_relative_to(REPO)
     assert cfg.destination is not None and cfg.destination.kind == "dimse"
@@ -40,6 +41,7 @@ def test_example_config_loads_and_paths_resolve_next_to_it():
         ({"scp": {"port": 70000}}, "scp.port"),
         ({"scp": {"ae_title": "A" * 17}}, "AE title"),
         ({"analysis": {"analyzer": "no_colon"}}, "analysis.analyzer"),
+        ({"analysis": {"screen_decoder": "no_colon"}}, "analysis.screen_decoder"),
         ({"destination": {"kind": "ftp"}}, "destination.kind"),
         ({"destination": {"kind": "dimse", "port": 104}}, "destination.ae_title"),
         ({"completion": {"inactivity_seconds": 0}}, "completion.inactivity_seconds"),

@@ -8,12 +8,20 @@ after `tasks_per_child` studies, the analyzer and its model loaded once per chil
 initializer, `study_seconds` as the time budget). The worker sees a `WorkerCrashError` for
 that one study, counts it, and goes on with the next; the listener never notices.
 
+When a child dies on a study, a screening child decodes the study's spooled images one by
+one with `[analysis] screen_decoder` (`common.isolation.crashing_items`) to find the
+instance(s) that kill it. If other instances remain, those are set aside in the spool (kept,
+never read again) and the rest of the study is analysed: one bad file does not cost a
+study its second read. A study with nothing left, or a death no file explains (out of
+memory, time budget), fails that attempt as before, and quarantine follows.
+
 `[analysis] isolate = false` runs the same function in the bridge's own process (the
 bridge's own tests, which replace the analyzer with stand-ins).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import importlib
 import logging
@@ -24,13 +32,15 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from common.errors import RadAssistError
-from common.isolation import Isolated
+from common.errors import RadAssistError, WorkerCrashError
+from common.isolation import Isolated, crashing_items
 from pacs_bridge.ingest import group, read_instance
 from pacs_bridge.service.config import AnalysisConfig
+from pacs_bridge.service.receive import short_uid
 from pacs_bridge.service.routing import Router
 from pacs_bridge.service.spool import Spool
-from pacs_bridge.study import Study
+from pacs_bridge.study import InstanceKind, Study
+from pacs_bridge.transfer_syntaxes import has_pixel_data
 
 log = logging.getLogger("radassist.bridge.analysis")
 
@@ -62,6 +72,7 @@ class AnalysisOutcome:
     analysed: bool  # False: routing said skip
     objects: tuple[Dataset, ...] = ()
     unreadable: int = 0  # spooled files that could not be read
+    set_aside: tuple[str, ...] = ()  # spooled files whose decoding killed the analysis
 
 
 def load_study(spool: Spool, uid: str) -> tuple[Study, int]:
@@ -89,6 +100,33 @@ def analyse_study(spool_root: str, key: bytes | None, uid: str, router: Router,
         return AnalysisOutcome(decision.reason, False, unreadable=unreadable)
     fn = analyzer or _child_analyzer()
     return AnalysisOutcome(decision.reason, True, tuple(fn(study, None)), unreadable)
+
+
+MAX_SET_ASIDE = 20  # a study whose every file kills a decoder is not worth more screening
+
+
+def screen_study(spool_root: str, key: bytes | None, uid: str, decoder: str,
+                 exclude: frozenset[str], marker: str) -> None:
+    """In a screening child: decode each spooled image of the study with `decoder`, its
+    file name written to `marker` first (`common.isolation.crashing_items` reads it when
+    the child dies). Typed refusals are the analysis' business, not a crash: ignored."""
+    decode = load_analyzer(decoder)
+    spool = Spool(Path(spool_root), use_slots=False, key=key)
+    for path in spool.instance_files(uid):
+        if path.name in exclude:
+            continue
+        try:
+            inst = read_instance(str(path), spool.read(path))
+        except RadAssistError:
+            continue
+        if inst.kind is not InstanceKind.IMAGE or not has_pixel_data(inst.dataset):
+            continue
+        Path(marker).write_text(path.name)
+        try:
+            decode(inst)
+        except RadAssistError:
+            pass
+    Path(marker).write_text("")
 
 
 # -- the child ---------------------------------------------------------------------------------
@@ -129,6 +167,7 @@ class IsolatedAnalysis:
     def __init__(self, cfg: AnalysisConfig, spool: Spool, router: Router) -> None:
         self.spool = spool
         self.router = router
+        self.screen_decoder = cfg.screen_decoder
         self.child = Isolated(
             "analysis",
             initializer=init_child,
@@ -139,8 +178,34 @@ class IsolatedAnalysis:
 
     def run(self, uid: str) -> AnalysisOutcome:
         self.spool.flush()  # every acknowledged instance in its folder before the child reads
+        try:
+            return self._call(uid)
+        except WorkerCrashError as exc:
+            if exc.reason == "start_failed" or not self.screen_decoder:
+                raise
+            culprits = self._set_aside_culprits(uid)
+            if not culprits:
+                raise
+        # the rest of the study; a second death is an ordinary crash of this attempt
+        return dataclasses.replace(self._call(uid), set_aside=culprits)
+
+    def _call(self, uid: str) -> AnalysisOutcome:
         return self.child.call(analyse_study, str(self.spool.root), self.spool.key, uid,
                                self.router)
+
+    def _set_aside_culprits(self, uid: str) -> tuple[str, ...]:
+        """The files a screening child dies on, moved aside when others remain."""
+        found, _ = crashing_items(screen_study, str(self.spool.root), self.spool.key, uid,
+                                  self.screen_decoder, limit=MAX_SET_ASIDE)
+        remaining = [p for p in self.spool.instance_files(uid) if p.name not in found]
+        if not found or not remaining:
+            return ()
+        for name in sorted(found):
+            self.spool.set_aside(uid, name)
+        log.error("study %s: %d of its instance(s) killed the decoder (%s); set aside in the "
+                  "spool, the other %d analysed", short_uid(uid), len(found),
+                  "; ".join(sorted(set(found.values()))), len(remaining))
+        return tuple(sorted(found))
 
     def describe(self) -> dict:
         return {"mode": self.mode, "child_pids": self.child.pids(),

@@ -90,6 +90,10 @@ class AnalysisConfig:
     isolate: bool = True
     study_seconds: float = 1800.0  # a child analysing one study longer than this is killed
     tasks_per_child: int = 50  # studies per child before a fresh one (bounds slow leaks)
+    # after a child died on a study: the decoder a screening child runs on each spooled image
+    # to find the instance(s) that kill it; they are set aside and the rest analysed ("":
+    # no screening, the study fails whole)
+    screen_decoder: str = "imaging.pixels:decode_frames"
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,10 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: str = "config") -> 
         raise BridgeConfigError(
             source, f"analysis.analyzer must look like 'package.module:function', got {analyzer!r}"
         )
+    screen_decoder = r.str_(an_raw, "screen_decoder", "analysis", "imaging.pixels:decode_frames")
+    if screen_decoder and ":" not in screen_decoder:
+        raise BridgeConfigError(source, "analysis.screen_decoder must look like "
+                                f"'package.module:function' or be empty, got {screen_decoder!r}")
     analysis = AnalysisConfig(
         analyzer=analyzer,
         max_attempts=int(r.positive(an_raw, "max_attempts", "analysis", 5)),
@@ -259,6 +267,7 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: str = "config") -> 
         backoff_max_seconds=r.positive(an_raw, "backoff_max_seconds", "analysis", 300.0),
         isolate=r.bool_(an_raw, "isolate", "analysis", True),
         study_seconds=r.positive(an_raw, "study_seconds", "analysis", 1800.0),
+        screen_decoder=screen_decoder,
         tasks_per_child=int(r.positive(an_raw, "tasks_per_child", "analysis", 50)),
     )
 

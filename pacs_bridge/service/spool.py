@@ -45,6 +45,7 @@ from common.errors import RadAssistError
 log = logging.getLogger("radassist.bridge.spool")
 
 _SAFE_UID = re.compile(r"^[0-9][0-9.]{0,63}$")
+SET_ASIDE = "set_aside"  # a study's instances that killed a decoder
 _TMP_PREFIX = ".tmp-"
 SLOT_BATCH = 32
 
@@ -290,6 +291,22 @@ class Spool:
             return []
         return sorted(p for p in folder.glob("*.dcm") if not p.name.startswith(_TMP_PREFIX))
 
+    def set_aside(self, study_uid: str, name: str) -> Path:
+        """Move one spooled instance out of its study (into the study's `set_aside/`): it is
+        kept for the operator but no longer read, by this analysis or after a restart."""
+        folder = self.study_dir(study_uid)
+        aside = folder / SET_ASIDE
+        self._ensure_dir(aside)
+        target = aside / Path(name).name
+        os.replace(folder / Path(name).name, target)
+        fsync_dir(folder)
+        fsync_dir(aside)
+        return target
+
+    def set_aside_files(self, study_uid: str) -> list[Path]:
+        folder = self.study_dir(study_uid) / SET_ASIDE
+        return sorted(folder.glob("*.dcm")) if folder.is_dir() else []
+
     def load_results(self, study_uid: str) -> list[Dataset]:
         folder = self.result_dir(study_uid)
         if not folder.is_dir():
@@ -309,7 +326,7 @@ class Spool:
         freed = 0
         for folder in (self.study_dir(study_uid), self.result_dir(study_uid)):
             if folder.is_dir():
-                freed += sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+                freed += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
                 shutil.rmtree(folder, ignore_errors=True)
                 self._known_dirs.discard(folder)
         return freed

@@ -173,7 +173,9 @@ class Worker:
             uid,
             SENDING,
             expect=(ANALYSING,),
-            note=f"{len(objects)} result object(s) spooled",
+            note=f"{len(objects)} result object(s) spooled" + (
+                f"; {len(outcome.set_aside)} instance(s) set aside: decoding them killed the "
+                "analysis" if outcome.set_aside else ""),
             result_uids=[str(ds.SOPInstanceUID) for ds in objects],
             sending_since=time.time(),
         )
