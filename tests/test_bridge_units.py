@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
@@ -166,3 +167,27 @@ def test_logs_scrub_uids_inside_spool_paths():
     text = scrub_uids(f"unreadable: /spool/studies/x/{sop}.dcm: frame 1's codestream, 1.2.3.4.")
     assert sop not in text and ".dcm: frame 1" in text and "1.2.3.4" not in text
     assert scrub_uids("v1.2.3.4 and 1.2.3.4.5x") == "v1.2.3.4 and 1.2.3.4.5x"
+
+
+def test_set_aside_instances_leave_the_study_and_become_its_warning(tmp_path):
+    """An instance the bridge set aside (its decoding killed the analysis) is kept in the
+    spool, is no longer read, and the study the analyzer gets says so."""
+    from pacs_bridge.service.analysis import load_study
+
+    spool = Spool(tmp_path / "spool", use_slots=False)
+    datasets = make_study(3, seed="set-aside")
+    uid = str(datasets[0].StudyInstanceUID)
+    for ds in datasets:
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        spool.store_instance(uid, str(ds.SOPInstanceUID), buf.getvalue())
+    study, _ = load_study(spool, uid)
+    assert study.warnings == () and sum(len(s.instances) for s in study.series) == 3
+    kept = spool.set_aside(uid, f"{datasets[1].SOPInstanceUID}.dcm")
+    assert kept.is_file() and kept.parent.name == "set_aside"
+    study, _ = load_study(spool, uid)
+    assert sum(len(s.instances) for s in study.series) == 2
+    assert [(w.code, w.message.split(" ")[0]) for w in study.warnings] == [
+        ("instances_set_aside", "1")]
+    assert spool.size_bytes() > 0 and spool.remove_study(uid) > 0
+    assert not kept.exists()

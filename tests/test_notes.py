@@ -368,3 +368,17 @@ def test_evidence_is_worded_only_by_the_notes():
     # every kind has its sentence in both languages
     for kind in EvidenceKind:
         assert f"ev.{kind.value}" in STRINGS
+
+
+def test_instances_the_bridge_set_aside_are_named_in_both_languages(res):
+    """A study-level warning (the bridge set aside a file that killed the decoder) reaches the
+    'What was analysed' section: the reader knows the note does not cover every image."""
+    import dataclasses
+
+    analysis = dataclasses.replace(chest_radiograph_analysis(), warnings=(
+        "instances_set_aside: 1 instance(s) set aside: decoding them killed the analysis "
+        "process; not analysed",))
+    note = compose(analysis, ClinicalContext(), resources=res)
+    analysed = next(s for s in note.sections if s.key == "analysed")
+    assert any("1 instance(s) set aside" in line.en for line in analysed.lines)
+    assert any("搁置" in line.zh and "1" in line.zh for line in analysed.lines)

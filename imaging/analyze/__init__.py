@@ -39,7 +39,8 @@ def analyze(study, context: ClinicalContext | None = None) -> Analysis:
     model = get_model()
     results: list[SeriesAnalysis] = []
     listed: list[ListedSeries] = []
-    warnings: list[str] = []
+    # what ingest (or the bridge's spool) found wrong with the study as a whole
+    warnings: list[str] = [f"{w.code}: {w.message}" for w in getattr(study, "warnings", ())]
     for series in study.series:
         uid = series.series_instance_uid
         role = series_role(series)

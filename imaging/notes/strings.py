@@ -337,6 +337,9 @@ STRINGS: dict[str, str] = {
     'warning.with_numbers': "{text} ({numbers})",
     'warning.phantom': "a test object (phantom), not anatomy: out of distribution, not diagnosed",
     'warning.skipped_instance': "an instance could not be decoded and was skipped",
+    'warning.instances_set_aside': (
+        "instances whose decoding killed the analysis were set aside: not analysed"),
+    'warning.mixed_patient_ids': "one study UID carries several patient IDs",
     'warning.mixed_orientation': "the series has several slice orientations; split into stacks",
     'warning.mixed_size': "the series has images of several sizes; split",
     'warning.mixed_pixel_spacing': "the series has several pixel spacings; split",

@@ -39,7 +39,7 @@ from pacs_bridge.service.config import AnalysisConfig
 from pacs_bridge.service.receive import short_uid
 from pacs_bridge.service.routing import Router
 from pacs_bridge.service.spool import Spool
-from pacs_bridge.study import InstanceKind, Study
+from pacs_bridge.study import IngestWarning, InstanceKind, Study
 from pacs_bridge.transfer_syntaxes import has_pixel_data
 
 log = logging.getLogger("radassist.bridge.analysis")
@@ -83,8 +83,13 @@ def load_study(spool: Spool, uid: str) -> tuple[Study, int]:
             instances.append(read_instance(str(path), spool.read(path)))
         except RadAssistError:
             unreadable += 1
+    aside = len(spool.set_aside_files(uid))
     for study in group(instances):
         if study.study_instance_uid == uid:
+            if aside:  # the note must say it does not cover them
+                study = dataclasses.replace(study, warnings=(*study.warnings, IngestWarning(
+                    "instances_set_aside", f"{aside} instance(s) set aside: decoding them "
+                    "killed the analysis process; not analysed")))
             return study, unreadable
     raise AnalyzerError(str(spool.study_dir(uid)), "no readable instance in the spool")
 
