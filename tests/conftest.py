@@ -34,3 +34,12 @@ def dicom_dir(data_dir: Path) -> Path:
     if not path.is_dir():
         pytest.skip(f"DICOM corpus not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def studies(dicom_dir: Path) -> Path:
+    """The real studies with their labels.csv (dicom/studies in the dev data)."""
+    path = dicom_dir / "studies"
+    if not (path / "labels.csv").is_file():
+        pytest.skip(f"real studies not found at {path}")
+    return path

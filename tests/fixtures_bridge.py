@@ -322,6 +322,20 @@ class BridgeProcess:
                 self.proc.wait()
 
 
+def wait_finished(svc, uid: str, timeout: float = 90.0):
+    """The study's record once it is finished (sent, failed, skipped...); fails after
+    `timeout` seconds."""
+    from pacs_bridge.service.journal import FINISHED
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rec = svc.journal.get(uid)
+        if rec is not None and rec.state in FINISHED:
+            return rec
+        time.sleep(0.05)
+    raise AssertionError(f"study not finished in {timeout} s: {svc.journal.get(uid)}")
+
+
 # -- a C-STORE SCU -----------------------------------------------------------------------------
 
 def _nodelay(event) -> None:

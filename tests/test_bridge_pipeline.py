@@ -7,18 +7,16 @@ from __future__ import annotations
 import io
 import json
 import os
-import time
 import urllib.request
 from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
-from fixtures_bridge import make_study, store, write_config, write_files
+from fixtures_bridge import make_study, store, wait_finished, write_config, write_files
 from fixtures_orthanc import orthanc_fixture  # noqa: F401 (the `orthanc` fixture)
 from pydicom import dcmread
 
 from pacs_bridge.service.config import load_config
-from pacs_bridge.service.journal import FINISHED
 from pacs_bridge.service.service import BridgeService
 from radassist_cli.main import main as cli
 
@@ -51,12 +49,7 @@ def test_real_pipeline_results_arrive_in_orthanc(orthanc, tmp_path):
     try:
         orthanc.add_modality("BRIDGE", "BRIDGE", svc.scp.port)
         assert cli(["bridge", "pull", "--config", str(cfg), "--study", uid]) == 0
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            rec = svc.journal.get(uid)
-            if rec is not None and rec.state in FINISHED:
-                break
-            time.sleep(0.2)
+        rec = wait_finished(svc, uid, timeout=240)
     finally:
         svc.stop()
     assert rec.state == "sent", rec.last_error
@@ -103,13 +96,7 @@ def test_the_bridge_passes_the_header_context_as_analyze_does(orthanc, tmp_path)
     svc.start()
     try:
         assert store(svc.scp.port, series) == [0] * len(series)
-        deadline = time.monotonic() + 240
-        rec = None
-        while time.monotonic() < deadline:
-            rec = svc.journal.get(uid)
-            if rec is not None and rec.state in FINISHED:
-                break
-            time.sleep(0.2)
+        rec = wait_finished(svc, uid, timeout=240)
     finally:
         svc.stop()
     assert rec is not None and rec.state == "sent", rec and rec.last_error

@@ -21,6 +21,7 @@ from fixtures_bridge import (  # noqa: F401 (the `bridges` fixture)
     bridges_fixture,
     make_study,
     store,
+    wait_finished,
     write_config,
     write_files,
 )
@@ -37,7 +38,6 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 
 from pacs_bridge.service.config import load_config
-from pacs_bridge.service.journal import FINISHED
 from pacs_bridge.service.service import BridgeService
 from radassist_cli.main import main as cli
 
@@ -53,16 +53,6 @@ body_part = ["CHEST"]
 """
 
 
-
-
-def wait_finished(svc: BridgeService, uid: str, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rec = svc.journal.get(uid)
-        if rec is not None and rec.state in FINISHED:
-            return rec
-        time.sleep(0.05)
-    raise AssertionError(f"study not finished in {timeout} s: {svc.journal.get(uid)}")
 
 
 def upload(o: Orthanc, datasets) -> None:

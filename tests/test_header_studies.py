@@ -21,14 +21,6 @@ GUEL_2002 = (490, 580)  # BodyPartExamined right in 490 of 580 images (Gueld et 
 
 
 @pytest.fixture(scope="module")
-def studies(dicom_dir: Path) -> Path:
-    path = dicom_dir / "studies"
-    if not (path / "labels.csv").is_file():
-        pytest.skip(f"real studies not found at {path}")
-    return path
-
-
-@pytest.fixture(scope="module")
 def labels(studies: Path) -> list[dict]:
     with (studies / "labels.csv").open(newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))

@@ -21,14 +21,6 @@ from pacs_bridge.ingest import ingest
 from pacs_bridge.series_role import Role, series_role
 
 
-@pytest.fixture(scope="module")
-def studies(dicom_dir: Path) -> Path:
-    path = dicom_dir / "studies"
-    if not (path / "labels.csv").is_file():
-        pytest.skip(f"real studies not found at {path}")
-    return path
-
-
 def _series(folder: Path):
     result = ingest([folder])
     return [s for study in result.studies for s in study.series]

@@ -40,7 +40,7 @@ def analyze(study, context: ClinicalContext | None = None) -> Analysis:
     results: list[SeriesAnalysis] = []
     listed: list[ListedSeries] = []
     # what ingest (or the bridge's spool) found wrong with the study as a whole
-    warnings: list[str] = [f"{w.code}: {w.message}" for w in getattr(study, "warnings", ())]
+    warnings: list[str] = [f"{w.code}: {w.message}" for w in study.warnings]
     for series in study.series:
         uid = series.series_instance_uid
         role = series_role(series)

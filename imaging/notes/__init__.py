@@ -1,6 +1,6 @@
 """The draft note: compose from an `Analysis`, render to Markdown or canonical JSON."""
 
-from .bands import band
+from ..bands import band
 from .compose import compose
 from .note import (
     ConsideredRule,

@@ -15,9 +15,9 @@ limitations (here; the paediatric caveat from `context.py`). Uncertainty bands: 
 
 from __future__ import annotations
 
+from ..bands import band, rounded
 from ..ddx.rank import study_evidence
 from ..types import Analysis, ClinicalContext, SeriesAnalysis
-from .bands import band, rounded
 from .context import (
     context_entries,
     context_lines,

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..bands import band, rounded
 from ..ddx import rank as ddx_rank
 from ..ddx.calibration import Calibration, calibration_feature
 from ..ddx.evidence import SimilarCase
 from ..types import Analysis, ClinicalContext, SeriesAnalysis
-from .bands import band, rounded
 from .evidence_text import evidence_texts
 from .note import DifferentialItem, Text
 from .resources import Resources

@@ -53,16 +53,17 @@ class AnalyzerError(RadAssistError):
     reason = "analyzer"
 
 
-def load_analyzer(dotted: str) -> Analyzer:
-    """Import `package.module:function` (lazily: importing imaging loads torch)."""
+def load_analyzer(dotted: str, what: str = "analyzer") -> Analyzer:
+    """Import `package.module:function` (lazily: importing imaging loads torch); `what`
+    names it in the error (the analyzer, the screening decoder)."""
     module_name, _, attr = dotted.partition(":")
     try:
         module = importlib.import_module(module_name)
         fn = getattr(module, attr)
     except (ImportError, AttributeError) as exc:
-        raise AnalyzerError(dotted, f"cannot import analyzer ({exc})") from exc
+        raise AnalyzerError(dotted, f"cannot import {what} ({exc})") from exc
     if not callable(fn):
-        raise AnalyzerError(dotted, "analyzer is not callable")
+        raise AnalyzerError(dotted, f"{what} is not callable")
     return fn
 
 
@@ -115,7 +116,7 @@ def screen_study(spool_root: str, key: bytes | None, uid: str, decoder: str,
     """In a screening child: decode each spooled image of the study with `decoder`, its
     file name written to `marker` first (`common.isolation.crashing_items` reads it when
     the child dies). Typed refusals are the analysis' business, not a crash: ignored."""
-    decode = load_analyzer(decoder)
+    decode = load_analyzer(decoder, "screening decoder")
     spool = Spool(Path(spool_root), use_slots=False, key=key)
     for path in spool.instance_files(uid):
         if path.name in exclude:
