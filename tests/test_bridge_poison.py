@@ -270,3 +270,29 @@ def test_poison_inside_a_normal_study_is_set_aside_and_the_rest_analysed(
         print("\n--- bridge log (poison inside a study) ---\n" + "\n".join(lines))
     finally:
         bridge.stop()
+
+
+def test_a_failing_screening_leaves_the_crash_as_it_was(dicom_dir, tmp_path):
+    """A screening decoder that cannot even be imported must not turn the analysis crash
+    into an ordinary error: the crash is still what the worker counts (and quarantines)."""
+    from common.errors import WorkerCrashError
+    from pacs_bridge.service.analysis import IsolatedAnalysis
+    from pacs_bridge.service.config import AnalysisConfig, RoutingConfig
+    from pacs_bridge.service.routing import Router
+    from pacs_bridge.service.spool import Spool
+
+    normal = make_study(2, seed="screening-fails")
+    uid = str(normal[0].StudyInstanceUID)
+    poison, _ = make_poison(dicom_dir, tmp_path / "poison.dcm", "screening", study_uid=uid)
+    spool = Spool(tmp_path / "spool", use_slots=False)
+    for path in [*write_files(normal, tmp_path / "normal"), poison]:
+        ds = dcmread(path, stop_before_pixels=True)
+        spool.store_instance(uid, str(ds.SOPInstanceUID), path.read_bytes())
+    cfg = AnalysisConfig(analyzer=ANALYZER, screen_decoder="no_such_module:decode")
+    analysis = IsolatedAnalysis(cfg, spool, Router(RoutingConfig()))
+    try:
+        with pytest.raises(WorkerCrashError, match="SIGABRT"):
+            analysis.run(uid)
+    finally:
+        analysis.close()
+    assert len(spool.instance_files(uid)) == 3 and spool.set_aside_files(uid) == []

@@ -189,7 +189,12 @@ class IsolatedAnalysis:
         except WorkerCrashError as exc:
             if exc.reason == "start_failed" or not self.screen_decoder:
                 raise
-            culprits = self._set_aside_culprits(uid)
+            try:
+                culprits = self._set_aside_culprits(uid)
+            except Exception as screening:  # noqa: BLE001 - the crash is what happened
+                log.error("study %s: the search for the file that killed the analysis "
+                          "failed (%s)", short_uid(uid), screening)
+                raise exc from None
             if not culprits:
                 raise
         # the rest of the study; a second death is an ordinary crash of this attempt
