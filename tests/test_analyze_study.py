@@ -139,3 +139,20 @@ def test_long_stack_is_subsampled_with_driving_slices(model):
     driven = [o.slices for o in s.observations if o.kind in ("region", "plane")]
     assert driven and all(len(sl) == 3 for sl in driven)
     assert model.spec.max_slices_per_stack == 24  # the bundle's inference.json
+
+
+def test_study_level_warnings_reach_the_analysis(model):
+    """What ingest or the bridge found wrong with the study as a whole (here: instances the
+    bridge set aside) is carried into the Analysis, from which the note and the SR word it."""
+    import dataclasses
+
+    from pacs_bridge.study import IngestWarning
+
+    study = study_of(get_testdata_file("CT_small.dcm"))
+    warned = dataclasses.replace(study, warnings=(IngestWarning(
+        "instances_set_aside", "1 instance(s) set aside: decoding them killed the analysis "
+        "process; not analysed"),))
+    assert imaging.analyze(study).warnings == ()
+    assert imaging.analyze(warned).warnings == (
+        "instances_set_aside: 1 instance(s) set aside: decoding them killed the analysis "
+        "process; not analysed",)
