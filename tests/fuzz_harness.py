@@ -521,8 +521,11 @@ def run_fuzz(
             slot.conn.close()
         except OSError:
             pass
+        # Process.kill, not os.kill: a forkserver child is reaped by the fork server the
+        # moment it exits, so its pid can be gone between is_alive() and the signal
+        # (ProcessLookupError, seen once in CI); multiprocessing ignores that race
         if slot.proc.is_alive():
-            os.kill(slot.proc.pid, signal.SIGKILL)
+            slot.proc.kill()
         slot.proc.join()
 
     for k in range(max(1, workers)):
